@@ -1,0 +1,254 @@
+// Package config loads watcher.yaml: ${VAR} expansion from the environment,
+// strict decoding (unknown keys are errors), defaults, and validation whose
+// errors name the file, line and field.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Provider types.
+const (
+	TypeGSL      = "huawei-gsl"
+	TypeLinkCard = "aliyun-linkcard"
+)
+
+// Notifier types.
+const (
+	NotifierConsole = "console"
+	NotifierWebhook = "webhook"
+)
+
+// Config is the whole of watcher.yaml.
+type Config struct {
+	DataDir   string     `yaml:"data_dir"`
+	HTTP      HTTP       `yaml:"http"`
+	NATS      NATS       `yaml:"nats"`
+	RuleFiles []string   `yaml:"rule_files"`
+	Providers []Provider `yaml:"providers"`
+	Notifiers []Notifier `yaml:"notifiers"`
+	Log       Log        `yaml:"log"`
+
+	// Path is the file the config was read from, for error messages and for
+	// resolving relative rule files.
+	Path string `yaml:"-"`
+}
+
+// HTTP configures the status and health server. An empty Listen disables it.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// NATS configures the event bus. An empty URL runs an embedded server with
+// JetStream storage under data_dir.
+type NATS struct {
+	URL string `yaml:"url"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// Provider is one provider account to poll.
+type Provider struct {
+	Name        string   `yaml:"name"`
+	Type        string   `yaml:"type"`
+	Endpoint    string   `yaml:"endpoint"`
+	Auth        Auth     `yaml:"auth"`
+	Interval    Duration `yaml:"interval"`
+	PageSize    int      `yaml:"page_size"`
+	Rate        float64  `yaml:"rate"`        // requests per second
+	Concurrency int      `yaml:"concurrency"` // pages in flight at once
+	Timeout     Duration `yaml:"timeout"`     // per request
+	Retries     int      `yaml:"retries"`     // attempts per request beyond the first
+	// UnhealthyAfter is the number of failed cycles in a row after which a
+	// provider_unhealthy event is emitted.
+	UnhealthyAfter int `yaml:"unhealthy_after"`
+}
+
+// Auth holds provider credentials. Which fields apply depends on the type.
+type Auth struct {
+	// GSL AK/SK signing.
+	AK Secret `yaml:"ak"`
+	SK Secret `yaml:"sk"`
+	// GSL static IAM token.
+	Token Secret `yaml:"token"`
+	// GSL IAM password authentication.
+	IAMEndpoint string `yaml:"iam_endpoint"`
+	Domain      string `yaml:"domain"`
+	User        string `yaml:"user"`
+	Password    Secret `yaml:"password"`
+	Project     string `yaml:"project"`
+	// LinkCard.
+	AccessKeyID     Secret `yaml:"access_key_id"`
+	AccessKeySecret Secret `yaml:"access_key_secret"`
+}
+
+// Notifier is one delivery target.
+type Notifier struct {
+	Name       string   `yaml:"name"`
+	Type       string   `yaml:"type"`
+	URL        string   `yaml:"url"`
+	Secret     Secret   `yaml:"secret"`
+	Timeout    Duration `yaml:"timeout"`
+	MaxDeliver int      `yaml:"max_deliver"` // attempts before an event is dead-lettered
+	MaxEvents  int      `yaml:"max_events"`  // events per webhook post
+	Backoff    Duration `yaml:"backoff"`     // first retry delay
+	MaxBackoff Duration `yaml:"max_backoff"`
+}
+
+// Secret is a credential. It never prints: %v, logs and JSON show a redaction.
+type Secret string
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<redacted>"
+}
+
+// GoString redacts the secret for %#v.
+func (s Secret) GoString() string { return `"` + s.String() + `"` }
+
+// MarshalJSON redacts the secret.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+
+// Reveal returns the secret itself, for the one place that signs with it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Duration is a time.Duration written as "10m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(b []byte) error {
+	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("bad duration %q (use e.g. 30s, 10m, 24h)", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Defaults.
+const (
+	DefaultInterval       = 10 * time.Minute
+	DefaultGSLPageSize    = 500
+	DefaultRate           = 5
+	DefaultConcurrency    = 4
+	DefaultTimeout        = 30 * time.Second
+	DefaultRetries        = 4
+	DefaultUnhealthyAfter = 3
+	DefaultMaxDeliver     = 10
+	DefaultMaxEvents      = 100
+	DefaultBackoff        = time.Second
+	DefaultMaxBackoff     = 5 * time.Minute
+	DefaultNotifyTimeout  = 10 * time.Second
+)
+
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Load reads, expands, decodes, defaults and validates the config at path.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, raw, os.LookupEnv)
+}
+
+// Parse is Load on bytes, with lookup standing in for the environment.
+func Parse(path string, raw []byte, lookup func(string) (string, bool)) (*Config, error) {
+	expanded, err := expand(path, raw, lookup)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := yaml.UnmarshalWithOptions(expanded, &c, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
+		return nil, fmt.Errorf("config: %s:%s", path, yaml.FormatError(err, false, true))
+	}
+	c.Path = path
+	c.setDefaults()
+	file, err := parser.ParseBytes(expanded, 0)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if errs := c.validate(); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = fmt.Sprintf("%s:%s: %s: %s", path, position(file, e.path), e.field, e.msg)
+		}
+		return nil, errors.New("config: " + strings.Join(msgs, "\nconfig: "))
+	}
+	return &c, nil
+}
+
+// expand replaces ${VAR} with the variable's value. An unset variable is an
+// error naming the line, so a missing secret is caught at start, not at the
+// first request.
+func expand(path string, raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var errs []string
+	lines := strings.SplitAfter(string(raw), "\n")
+	for i, line := range lines {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		lines[i] = varRef.ReplaceAllStringFunc(line, func(m string) string {
+			name := m[2 : len(m)-1]
+			v, ok := lookup(name)
+			if !ok {
+				errs = append(errs, fmt.Sprintf("%s:%d: environment variable %s is not set", path, i+1, name))
+				return ""
+			}
+			if strings.ContainsAny(v, "\n\"\\") {
+				// Quote so that a value cannot change the YAML structure.
+				q, _ := yaml.Marshal(v)
+				return strings.TrimSpace(string(q))
+			}
+			return v
+		})
+	}
+	if len(errs) > 0 {
+		return nil, errors.New("config: " + strings.Join(errs, "\nconfig: "))
+	}
+	return []byte(strings.Join(lines, "")), nil
+}
+
+func position(file *ast.File, path string) string {
+	p, err := yaml.PathString(path)
+	if err != nil {
+		return "1"
+	}
+	for path != "$" {
+		if n, err := p.FilterFile(file); err == nil && n != nil {
+			pos := n.GetToken().Position
+			return fmt.Sprintf("%d:%d", pos.Line, pos.Column)
+		}
+		// Fall back to the parent: the field may be missing.
+		i := strings.LastIndexAny(path, ".[")
+		if i <= 0 {
+			break
+		}
+		path = path[:i]
+		if p, err = yaml.PathString(path); err != nil {
+			break
+		}
+	}
+	return "1"
+}

@@ -1,0 +1,66 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const good = `data_dir: /tmp/x
+http: {listen: 127.0.0.1:8080}
+nats: {url: ""}
+rule_files: [rules.yaml]
+providers:
+  - {name: hw, type: huawei-gsl, endpoint: https://gsl.example.com,
+     auth: {ak: "${HW_AK}", sk: "${HW_SK}"}, interval: 10m, page_size: 200, rate: 5}
+notifiers:
+  - {name: crm, type: webhook, url: "https://crm.example/hook", secret: "${HOOK_SECRET}"}
+  - {name: log, type: console}
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("w.yaml", []byte(good), env(map[string]string{"HW_AK": "ak1", "HW_SK": "sk-secret", "HOOK_SECRET": "hs"}))
+	require.NoError(t, err)
+	require.Equal(t, "ak1", c.Providers[0].Auth.AK.Reveal())
+	require.Equal(t, 10*time.Minute, c.Providers[0].Interval.D())
+	require.Equal(t, 200, c.Providers[0].PageSize)
+	require.Equal(t, DefaultMaxDeliver, c.Notifiers[0].MaxDeliver)
+	require.Equal(t, []string{"crm", "log"}, c.NotifierNames())
+	// Secrets never print.
+	out := fmt.Sprintf("%v %+v %#v", c, c, c)
+	require.NotContains(t, out, "sk-secret")
+	require.NotContains(t, out, "hs}")
+}
+
+func TestParseErrors(t *testing.T) {
+	vars := env(map[string]string{"HW_AK": "a", "HW_SK": "b", "HOOK_SECRET": "c"})
+	tests := []struct {
+		name, src, want string
+	}{
+		{"unset var", good, "w.yaml:7: environment variable HW_SK is not set"},
+		{"unknown key", strings.Replace(good, "rate: 5", "rate: 5, colour: red", 1), `unknown field "colour"`},
+		{"bad page size", strings.Replace(good, "page_size: 200", "page_size: 900", 1), "w.yaml:7:58: providers[0].page_size: 900 is out of range"},
+		{"bad duration", strings.Replace(good, "interval: 10m", "interval: soon", 1), `bad duration "soon"`},
+		{"bad type", strings.Replace(good, "type: console", "type: pager", 1), "w.yaml:10:23: notifiers[1].type: unknown notifier type \"pager\""},
+		{"bad url", strings.Replace(good, "https://crm.example/hook", "crm", 1), "notifiers[0].url"},
+		{"duplicate name", strings.Replace(good, "name: log", "name: crm", 1), `duplicate notifier name "crm"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lookup := vars
+			if tt.name == "unset var" {
+				lookup = env(map[string]string{"HW_AK": "a", "HOOK_SECRET": "c"})
+			}
+			_, err := Parse("w.yaml", []byte(tt.src), lookup)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tt.want)
+		})
+	}
+}

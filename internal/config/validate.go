@@ -1,0 +1,155 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+)
+
+type fieldError struct {
+	path  string // YAML path, e.g. $.providers[0].endpoint
+	field string // the key a user reads, e.g. providers[0].endpoint
+	msg   string
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		if p.Interval == 0 {
+			p.Interval = Duration(DefaultInterval)
+		}
+		if p.PageSize == 0 && p.Type == TypeGSL {
+			p.PageSize = DefaultGSLPageSize
+		}
+		if p.Rate == 0 {
+			p.Rate = DefaultRate
+		}
+		if p.Concurrency == 0 {
+			p.Concurrency = DefaultConcurrency
+		}
+		if p.Timeout == 0 {
+			p.Timeout = Duration(DefaultTimeout)
+		}
+		if p.Retries == 0 {
+			p.Retries = DefaultRetries
+		}
+		if p.UnhealthyAfter == 0 {
+			p.UnhealthyAfter = DefaultUnhealthyAfter
+		}
+	}
+	for i := range c.Notifiers {
+		n := &c.Notifiers[i]
+		if n.MaxDeliver == 0 {
+			n.MaxDeliver = DefaultMaxDeliver
+		}
+		if n.MaxEvents == 0 {
+			n.MaxEvents = DefaultMaxEvents
+		}
+		if n.Backoff == 0 {
+			n.Backoff = Duration(DefaultBackoff)
+		}
+		if n.MaxBackoff == 0 {
+			n.MaxBackoff = Duration(DefaultMaxBackoff)
+		}
+		if n.Timeout == 0 {
+			n.Timeout = Duration(DefaultNotifyTimeout)
+		}
+	}
+}
+
+func (c *Config) validate() []fieldError {
+	var errs []fieldError
+	add := func(path, field, format string, args ...any) {
+		errs = append(errs, fieldError{path: path, field: field, msg: fmt.Sprintf(format, args...)})
+	}
+	if len(c.Providers) == 0 {
+		add("$.providers", "providers", "at least one provider is required")
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Providers {
+		path := fmt.Sprintf("$.providers[%d]", i)
+		field := fmt.Sprintf("providers[%d]", i)
+		if !nameRE.MatchString(p.Name) {
+			add(path+".name", field+".name", "%q is not a valid name (lowercase letters, digits, _ and -)", p.Name)
+		} else if seen[p.Name] {
+			add(path+".name", field+".name", "duplicate provider name %q", p.Name)
+		}
+		seen[p.Name] = true
+		if u, err := url.Parse(p.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(path+".endpoint", field+".endpoint", "%q is not an http(s) URL", p.Endpoint)
+		}
+		switch p.Type {
+		case TypeGSL:
+			if p.PageSize < 10 || p.PageSize > 500 {
+				add(path+".page_size", field+".page_size", "%d is out of range: GSL accepts 10 to 500", p.PageSize)
+			}
+			a := p.Auth
+			modes := 0
+			if a.AK != "" || a.SK != "" {
+				modes++
+				if a.AK == "" || a.SK == "" {
+					add(path+".auth", field+".auth", "AK/SK signing needs both ak and sk")
+				}
+			}
+			if a.Token != "" {
+				modes++
+			}
+			if a.User != "" || a.Password != "" {
+				modes++
+				if a.User == "" || a.Password == "" || a.Domain == "" || a.IAMEndpoint == "" {
+					add(path+".auth", field+".auth", "IAM password auth needs iam_endpoint, domain, user and password")
+				}
+			}
+			if modes != 1 {
+				add(path+".auth", field+".auth", "give exactly one of: ak+sk, token, or iam_endpoint+domain+user+password")
+			}
+		case TypeLinkCard:
+			if p.Auth.AccessKeyID == "" || p.Auth.AccessKeySecret == "" {
+				add(path+".auth", field+".auth", "LinkCard needs access_key_id and access_key_secret")
+			}
+		default:
+			add(path+".type", field+".type", "unknown provider type %q (want %s or %s)", p.Type, TypeGSL, TypeLinkCard)
+		}
+		if p.Interval.D() < 0 || p.Rate < 0 || p.Concurrency < 0 || p.Retries < 0 {
+			add(path, field, "interval, rate, concurrency and retries must not be negative")
+		}
+	}
+	seen = map[string]bool{}
+	for i, n := range c.Notifiers {
+		path := fmt.Sprintf("$.notifiers[%d]", i)
+		field := fmt.Sprintf("notifiers[%d]", i)
+		if !nameRE.MatchString(n.Name) {
+			add(path+".name", field+".name", "%q is not a valid name (lowercase letters, digits, _ and -)", n.Name)
+		} else if seen[n.Name] {
+			add(path+".name", field+".name", "duplicate notifier name %q", n.Name)
+		}
+		seen[n.Name] = true
+		switch n.Type {
+		case NotifierConsole:
+		case NotifierWebhook:
+			if u, err := url.Parse(n.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				add(path+".url", field+".url", "%q is not an http(s) URL", n.URL)
+			}
+		default:
+			add(path+".type", field+".type", "unknown notifier type %q (want %s or %s)", n.Type, NotifierConsole, NotifierWebhook)
+		}
+		if n.MaxDeliver < 1 || n.MaxEvents < 1 {
+			add(path, field, "max_deliver and max_events must be at least 1")
+		}
+	}
+	return errs
+}
+
+// NotifierNames returns the configured notifier names, for rule validation.
+func (c *Config) NotifierNames() []string {
+	names := make([]string, len(c.Notifiers))
+	for i, n := range c.Notifiers {
+		names[i] = n.Name
+	}
+	return names
+}
