@@ -1,0 +1,375 @@
+// Package gsl is the client for Huawei Cloud Global SIM Link: complete, rate
+// limited, retried listings of an account's SIM cards and pools, normalised to
+// the fleet model. It authenticates with AK/SK signing or an IAM token.
+package gsl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/simwatch/simwatch/internal/fleet"
+)
+
+// Defaults for a zero Options field.
+const (
+	DefaultPageSize    = 500
+	DefaultRate        = 5
+	DefaultConcurrency = 4
+	DefaultTimeout     = 30 * time.Second
+	DefaultRetries     = 4
+	DefaultBackoff     = 500 * time.Millisecond
+	DefaultMaxBackoff  = 30 * time.Second
+	maxBody            = 64 << 20
+)
+
+// Options configures a Client. The zero value of every field but Endpoint and
+// one auth mode is a sensible default.
+type Options struct {
+	Name     string // provider instance name, stamped on every card and pool
+	Endpoint string // e.g. https://gsl.cn-north-4.myhuaweicloud.com
+
+	// Exactly one auth mode: AK+SK, Token, or IAM.
+	AK, SK string
+	Token  string
+	IAM    *IAMAuth
+
+	PageSize    int           // 10..500
+	Rate        float64       // requests per second
+	Concurrency int           // pages in flight
+	Timeout     time.Duration // per request
+	Retries     int           // attempts beyond the first; negative means none
+	Backoff     time.Duration // first retry delay, doubled each time
+	MaxBackoff  time.Duration
+
+	HTTPClient *http.Client
+	Now        func() time.Time
+	Logger     *slog.Logger
+}
+
+// Client lists one GSL account. It is safe for concurrent use.
+type Client struct {
+	o       Options
+	limiter *rate.Limiter
+	tokens  *tokenCache
+}
+
+// New returns a client for o.
+func New(o Options) (*Client, error) {
+	if _, err := url.Parse(o.Endpoint); err != nil || o.Endpoint == "" {
+		return nil, fmt.Errorf("gsl: bad endpoint %q", o.Endpoint)
+	}
+	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
+	if o.PageSize == 0 {
+		o.PageSize = DefaultPageSize
+	}
+	if o.PageSize < 10 || o.PageSize > 500 {
+		return nil, fmt.Errorf("gsl: page size %d out of range 10..500", o.PageSize)
+	}
+	if o.Rate <= 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Retries == 0 {
+		o.Retries = DefaultRetries
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = DefaultBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	modes := 0
+	for _, set := range []bool{o.AK != "" || o.SK != "", o.Token != "", o.IAM != nil} {
+		if set {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return nil, errors.New("gsl: configure exactly one of AK/SK, token or IAM password auth")
+	}
+	if (o.AK == "") != (o.SK == "") {
+		return nil, errors.New("gsl: AK/SK signing needs both keys")
+	}
+	burst := o.Concurrency
+	c := &Client{o: o, limiter: rate.NewLimiter(rate.Limit(o.Rate), burst)}
+	if o.IAM != nil {
+		c.tokens = &tokenCache{auth: *o.IAM, http: o.HTTPClient, now: o.Now}
+	}
+	return c, nil
+}
+
+// Fetch lists every card and pool. It returns a snapshot only when every page
+// of both listings arrived; any failure after retries fails the whole fetch.
+func (c *Client) Fetch(ctx context.Context) (fleet.Snapshot, error) {
+	var snap fleet.Snapshot
+	var err error
+	if snap.Cards, err = listAll(ctx, c, "/v1/sim-cards", decodeCards); err != nil {
+		return fleet.Snapshot{}, err
+	}
+	if snap.Pools, err = listAll(ctx, c, "/v1/sim-pools", decodePools); err != nil {
+		return fleet.Snapshot{}, err
+	}
+	return snap, nil
+}
+
+type pageDecoder[T any] func(provider string, body []byte) (items []T, count int64, err error)
+
+func decodeCards(provider string, body []byte) ([]fleet.Card, int64, error) {
+	var p cardPage
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, 0, err
+	}
+	out := make([]fleet.Card, len(p.SimCards))
+	for i := range p.SimCards {
+		card, err := p.SimCards[i].card(provider)
+		if err != nil {
+			return nil, 0, fmt.Errorf("sim_cards[%d]: %w", i, err)
+		}
+		out[i] = card
+	}
+	return out, p.Count, nil
+}
+
+func decodePools(provider string, body []byte) ([]fleet.Pool, int64, error) {
+	var p poolPage
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, 0, err
+	}
+	out := make([]fleet.Pool, len(p.Pools))
+	for i := range p.Pools {
+		pool, err := p.Pools[i].pool(provider)
+		if err != nil {
+			return nil, 0, fmt.Errorf("pools[%d]: %w", i, err)
+		}
+		out[i] = pool
+	}
+	return out, p.Count, nil
+}
+
+// listAll fetches page 1 to learn the count, then the remaining pages
+// concurrently, Concurrency at a time, each under the rate limit.
+func listAll[T any](ctx context.Context, c *Client, path string, decode pageDecoder[T]) ([]T, error) {
+	first, count, err := fetchPage(ctx, c, path, 1, decode)
+	if err != nil {
+		return nil, err
+	}
+	pages := int((count + int64(c.o.PageSize) - 1) / int64(c.o.PageSize))
+	if pages <= 1 {
+		return first, nil
+	}
+	results := make([][]T, pages)
+	results[0] = first
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(c.o.Concurrency, pages-1) {
+		wg.Go(func() {
+			for page := range next {
+				items, _, err := fetchPage(ctx, c, path, page, decode)
+				if err != nil {
+					cancel(err)
+					continue
+				}
+				results[page-1] = items
+			}
+		})
+	}
+feed:
+	for page := 2; page <= pages; page++ {
+		select {
+		case next <- page:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, count)
+	for _, r := range results {
+		out = append(out, r...)
+	}
+	return out, nil
+}
+
+func fetchPage[T any](ctx context.Context, c *Client, path string, page int, decode pageDecoder[T]) ([]T, int64, error) {
+	q := url.Values{"offset": {strconv.Itoa(page)}, "limit": {strconv.Itoa(c.o.PageSize)}}
+	op := fmt.Sprintf("GET %s page %d", path, page)
+	var items []T
+	var count int64
+	err := c.do(ctx, op, http.MethodGet, path, q, nil, func(body []byte, requestID string) error {
+		var err error
+		items, count, err = decode(c.o.Name, body)
+		if err != nil {
+			return &PageError{Op: op, RequestID: requestID, Err: err}
+		}
+		return nil
+	})
+	return items, count, err
+}
+
+// do sends one request with retries: retryable API errors, bad pages and
+// transport timeouts are retried with capped exponential backoff and jitter.
+func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, body []byte, handle func(body []byte, requestID string) error) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = c.attempt(ctx, op, method, path, q, body, handle)
+		if err == nil || ctx.Err() != nil || !retryable(err) || attempt >= c.o.Retries {
+			return err
+		}
+		wait := backoff(c.o.Backoff, c.o.MaxBackoff, attempt)
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
+			wait = apiErr.RetryAfter
+		}
+		c.o.Logger.Warn("gsl request failed, retrying", "provider", c.o.Name, "op", op, "attempt", attempt+1, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (after: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) attempt(ctx context.Context, op, method, path string, q url.Values, body []byte, handle func([]byte, string) error) error {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("gsl: %s: %w", op, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
+	u := c.o.Endpoint + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(rctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("gsl: %s: %w", op, err)
+	}
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if err := c.authenticate(ctx, req, body); err != nil {
+		return err
+	}
+	resp, err := c.o.HTTPClient.Do(req)
+	if err != nil {
+		return &transportError{op: op, err: err, timeout: rctx.Err() != nil && ctx.Err() == nil}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	requestID := resp.Header.Get("X-Request-Id")
+	if err != nil {
+		return &transportError{op: op, err: err, timeout: rctx.Err() != nil && ctx.Err() == nil}
+	}
+	if resp.StatusCode == http.StatusUnauthorized && c.tokens != nil {
+		c.tokens.invalidate()
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &APIError{Op: op, Status: resp.StatusCode, RequestID: requestID}
+		var eb struct {
+			Code string `json:"error_code"`
+			Msg  string `json:"error_msg"`
+		}
+		if json.Unmarshal(data, &eb) == nil {
+			e.Code, e.Message = eb.Code, eb.Msg
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return e
+	}
+	return handle(data, requestID)
+}
+
+func (c *Client) authenticate(ctx context.Context, req *http.Request, body []byte) error {
+	switch {
+	case c.o.AK != "":
+		Sign(req, body, c.o.AK, c.o.SK, c.o.Now())
+	case c.o.Token != "":
+		req.Header.Set("X-Auth-Token", c.o.Token)
+	default:
+		tok, err := c.tokens.get(ctx)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("X-Auth-Token", tok)
+	}
+	return nil
+}
+
+// transportError is a request that got no answer: connection refused, reset,
+// or the per-request timeout.
+type transportError struct {
+	op      string
+	err     error
+	timeout bool
+}
+
+func (e *transportError) Error() string {
+	if e.timeout {
+		return fmt.Sprintf("gsl: %s: timed out: %v", e.op, e.err)
+	}
+	return fmt.Sprintf("gsl: %s: %v", e.op, e.err)
+}
+
+func (e *transportError) Unwrap() error { return e.err }
+
+func retryable(err error) bool {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Retryable()
+	}
+	var pageErr *PageError
+	if errors.As(err, &pageErr) {
+		return true
+	}
+	var tErr *transportError
+	if errors.As(err, &tErr) {
+		var ne net.Error
+		return tErr.timeout || errors.As(tErr.err, &ne) || errors.Is(tErr.err, io.ErrUnexpectedEOF) || errors.Is(tErr.err, io.EOF)
+	}
+	return false
+}
+
+// backoff is base·2^attempt capped at max, with jitter in [d/2, d].
+func backoff(base, max time.Duration, attempt int) time.Duration {
+	d := base << min(attempt, 30)
+	if d > max || d <= 0 {
+		d = max
+	}
+	return d/2 + rand.N(d/2+1)
+}

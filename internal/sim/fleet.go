@@ -1,0 +1,246 @@
+// Package sim is a provider simulator: an HTTP server speaking GSL's documented
+// wire format (seeds 000, 003) over a generated, seeded fleet whose usage grows
+// day by day, whose cards change state and devices, and whose pools run into
+// overdraft. It checks signatures and tokens like the real service, injects
+// faults on request, and has a control API under /_sim/ for tests and demos.
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// GSL sim_status codes.
+const (
+	gslTestable    = 10
+	gslInactive    = 11
+	gslActivatable = 13
+	gslStopped     = 14
+	gslInUse       = 20
+	gslDismantled  = 30
+)
+
+// card is the simulator's record of one SIM.
+type card struct {
+	ID             int64
+	AccountID      string
+	ICCID          string
+	IMSI           string
+	MSISDN         string
+	IMEI           string
+	Status         int
+	OperatorStatus int
+	PoolID         int64
+	Plan           string
+	Total          float64 // MB per billing cycle
+	Used           float64
+	Daily          float64 // typical MB per day
+	ActDate        time.Time
+	ExpireTime     time.Time
+	Tags           string
+	Attr1          string
+	NetworkType    string
+}
+
+func (c *card) left() float64 {
+	if l := c.Total - c.Used; l > 0 {
+		return l
+	}
+	return 0
+}
+
+// pool is a shared data pool; its usage is its members' usage.
+type pool struct {
+	ID        int64
+	Name      string
+	Plan      string
+	Total     float64
+	Cycle     string
+	Effective time.Time
+	Expired   time.Time
+}
+
+// Fleet is the simulated account. Its methods are safe for concurrent use.
+type Fleet struct {
+	mu     sync.RWMutex
+	rng    *rand.Rand
+	cards  []*card
+	pools  []*pool
+	byICC  map[string]*card
+	day    int
+	start  time.Time
+	events []string // what Advance changed, for the demo's narration
+}
+
+// FleetOptions sizes and seeds a generated fleet.
+type FleetOptions struct {
+	Cards int
+	Pools int
+	Seed  uint64
+	// Start is the simulated date of day 0; zero means 2026-11-01 UTC.
+	Start time.Time
+}
+
+var plans = []struct {
+	name  string
+	total float64
+}{
+	{"IoT 30MB monthly", 30},
+	{"IoT 100MB monthly", 100},
+	{"IoT 500MB monthly", 500},
+	{"IoT 1GB monthly", 1024},
+}
+
+// NewFleet generates a fleet. The same options always give the same fleet.
+func NewFleet(o FleetOptions) *Fleet {
+	if o.Start.IsZero() {
+		o.Start = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	}
+	f := &Fleet{
+		rng:   rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed)),
+		byICC: make(map[string]*card, o.Cards),
+		start: o.Start,
+	}
+	cycle := o.Start.Format("2006-01")
+	for j := range o.Pools {
+		f.pools = append(f.pools, &pool{
+			ID:        4940000000 + int64(j+1),
+			Name:      fmt.Sprintf("pool-%02d", j+1),
+			Plan:      "Pooled IoT data",
+			Cycle:     cycle,
+			Effective: o.Start.Add(-8 * time.Hour),
+			Expired:   o.Start.AddDate(0, 1, 0).Add(-8*time.Hour - time.Second),
+		})
+	}
+	for i := range o.Cards {
+		p := plans[f.rng.IntN(len(plans))]
+		c := &card{
+			ID:             4900000000000 + int64(i+1),
+			AccountID:      "04eef84sim",
+			ICCID:          fmt.Sprintf("89860%015d", i+1),
+			IMSI:           fmt.Sprintf("46001%010d", i+1),
+			MSISDN:         fmt.Sprintf("861%010d", i+1),
+			IMEI:           fmt.Sprintf("35%013d", f.rng.Int64N(1e13)),
+			Status:         gslInUse,
+			OperatorStatus: -1,
+			Plan:           p.name,
+			Total:          p.total,
+			Daily:          p.total / 30 * (0.2 + 1.6*f.rng.Float64()),
+			ActDate:        o.Start.AddDate(0, -f.rng.IntN(12)-1, 0),
+			ExpireTime:     o.Start.AddDate(1, 0, f.rng.IntN(300)),
+			NetworkType:    "4G",
+		}
+		switch r := f.rng.Float64(); {
+		case r < 0.05:
+			c.Status = gslTestable
+		case r < 0.10:
+			c.Status = gslInactive
+		case r < 0.13:
+			c.Status = gslStopped
+			c.OperatorStatus = 5
+		}
+		if len(f.pools) > 0 && i%3 == 0 {
+			pl := f.pools[(i/3)%len(f.pools)]
+			c.PoolID = pl.ID
+			pl.Total += p.total
+		}
+		c.Used = float64(int(c.Daily*float64(f.rng.IntN(5))*100)) / 100
+		if i%7 == 0 {
+			c.Tags = "fleet-a"
+		}
+		f.cards = append(f.cards, c)
+		f.byICC[c.ICCID] = c
+	}
+	// The first pool is sold short so that it goes into overdraft within a
+	// few simulated days.
+	if len(f.pools) > 0 {
+		f.pools[0].Total *= 0.35
+	}
+	return f
+}
+
+// Day is the number of simulated days since the start.
+func (f *Fleet) Day() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.day
+}
+
+// Advance moves the fleet on by days: active cards use data, a few are
+// suspended or resumed, and now and then a device (IMEI) changes. It returns
+// a line for each notable change.
+func (f *Fleet) Advance(days int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = f.events[:0]
+	for range days {
+		f.day++
+		for _, c := range f.cards {
+			switch c.Status {
+			case gslInUse:
+				c.Used = round2(c.Used + c.Daily*(0.5+f.rng.Float64()))
+				if c.Used >= c.Total && c.OperatorStatus == -1 {
+					c.Status, c.OperatorStatus = gslStopped, 1
+					f.note("card %s used its %.0f MB and was stopped", c.ICCID, c.Total)
+				} else if f.rng.Float64() < 0.004 {
+					c.Status, c.OperatorStatus = gslStopped, 5
+					f.note("card %s suspended", c.ICCID)
+				}
+				if f.rng.Float64() < 0.006 {
+					c.IMEI = fmt.Sprintf("86%013d", f.rng.Int64N(1e13))
+					f.note("card %s moved to device %s", c.ICCID, c.IMEI)
+				}
+			case gslStopped:
+				if c.OperatorStatus == 5 && f.rng.Float64() < 0.2 {
+					c.Status, c.OperatorStatus = gslInUse, -1
+					f.note("card %s resumed", c.ICCID)
+				}
+			case gslInactive, gslActivatable:
+				if f.rng.Float64() < 0.05 {
+					c.Status = gslInUse
+					f.note("card %s activated", c.ICCID)
+				}
+			}
+		}
+	}
+	return append([]string(nil), f.events...)
+}
+
+func (f *Fleet) note(format string, args ...any) {
+	f.events = append(f.events, fmt.Sprintf(format, args...))
+}
+
+func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
+
+type poolStats struct {
+	used                          float64
+	quantity, activated, inactive int
+	dismantled                    int
+}
+
+// poolStats sums each pool's members. Callers hold f.mu.
+func (f *Fleet) poolStats() map[int64]*poolStats {
+	out := make(map[int64]*poolStats, len(f.pools))
+	for _, p := range f.pools {
+		out[p.ID] = &poolStats{}
+	}
+	for _, c := range f.cards {
+		s := out[c.PoolID]
+		if s == nil {
+			continue
+		}
+		s.used += c.Used
+		s.quantity++
+		switch c.Status {
+		case gslInUse, gslStopped:
+			s.activated++
+		case gslDismantled:
+			s.dismantled++
+		default:
+			s.inactive++
+		}
+	}
+	return out
+}
