@@ -8,4 +8,7 @@ require (
 	golang.org/x/time v0.16.0
 )
 
-require go.yaml.in/yaml/v3 v3.0.5 // indirect
+require (
+	github.com/expr-lang/expr v1.17.8 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+)

@@ -1,0 +1,90 @@
+// Package event defines the event: the unit that travels from the rules
+// engine through the outbox and NATS to every notifier, and its identity.
+package event
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Kinds of event.
+const (
+	KindFiring     = "firing"
+	KindResolved   = "resolved"
+	KindTransition = "transition"
+)
+
+// Event is one alert transition. ID is deterministic: the same transition of
+// the same alert always has the same id, which is the idempotency key from the
+// outbox to the receiver.
+type Event struct {
+	ID         string            `json:"id"`
+	Kind       string            `json:"kind"`
+	Rule       string            `json:"rule"`
+	Severity   string            `json:"severity"`
+	Summary    string            `json:"summary"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Provider   string            `json:"provider"`
+	Entity     string            `json:"entity"`
+	EntityID   string            `json:"entity_id"`
+	ICCID      string            `json:"iccid,omitempty"`
+	Values     json.RawMessage   `json:"values,omitempty"`
+	Prev       json.RawMessage   `json:"prev,omitempty"`
+	StartsAt   time.Time         `json:"starts_at"`
+	EndsAt     time.Time         `json:"ends_at,omitzero"`
+	ObservedAt time.Time         `json:"observed_at"`
+	// Notify names the notifiers that should deliver it; empty means all.
+	Notify []string `json:"notify,omitempty"`
+}
+
+// ID derives an event id from what identifies the transition: the alert
+// (provider, entity, entity id, rule), the kind, and the instant that makes
+// this transition unique (the alert's start, a repeat's number, or the cycle
+// time of a transition).
+func ID(provider, entity, entityID, rule, kind string, at time.Time, seq int) string {
+	h := sha256.New()
+	for _, s := range []string{provider, entity, entityID, rule, kind, strconv.FormatInt(at.UnixNano(), 10), strconv.Itoa(seq)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Subject is the NATS subject the event is published on:
+// simwatch.events.<provider>.<entity>.<rule>.
+func (e *Event) Subject() string {
+	return SubjectPrefix + token(e.Provider) + "." + token(e.Entity) + "." + token(e.Rule)
+}
+
+// SubjectPrefix starts every event subject.
+const SubjectPrefix = "simwatch.events."
+
+// token makes s safe as one NATS subject token.
+func token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r == ' ' || r < 0x21 {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// For reports whether notifier should deliver e.
+func (e *Event) For(notifier string) bool {
+	if len(e.Notify) == 0 {
+		return true
+	}
+	for _, n := range e.Notify {
+		if n == notifier {
+			return true
+		}
+	}
+	return false
+}

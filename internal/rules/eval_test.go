@@ -1,0 +1,190 @@
+package rules
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/fleet"
+)
+
+const testRules = `rules:
+  - name: card_low_flow
+    on: card
+    when: status == "active" && flow_left < 10
+    for: 30m
+    repeat: 24h
+    summary: 'Card {{ .iccid }} has {{ .flow_left }} MB left'
+  - name: card_suspended
+    on: card
+    when: prev.status == "active" && status == "suspended"
+    severity: critical
+    summary: 'Card {{ .iccid }}: {{ .prev.status }} → {{ .status }}'
+  - name: sim_swap
+    on: card
+    when: changed("imei") && prev.imei != ""
+  - name: pool_overdraft
+    on: pool
+    when: flow_left < 0
+    repeat: 6h
+  - name: expiring
+    on: card
+    when: days_until(expire_time) < 7
+`
+
+type harness struct {
+	t      *testing.T
+	set    *Set
+	alerts map[string]*Alert
+	cards  map[string]fleet.Card
+}
+
+func newHarness(t *testing.T) *harness {
+	set, err := Parse("r.yaml", []byte(testRules), LoadOptions{})
+	require.NoError(t, err)
+	return &harness{t: t, set: set, alerts: map[string]*Alert{}, cards: map[string]fleet.Card{}}
+}
+
+// cycle feeds the cards as a complete listing at now and returns the events.
+func (h *harness) cycle(now time.Time, cards ...fleet.Card) []event.Event {
+	c := h.set.NewCycle("hw", now, h.alerts)
+	seen := map[string]bool{}
+	for i := range cards {
+		cur := cards[i]
+		seen[cur.ID] = true
+		if prev, ok := h.cards[cur.ID]; ok {
+			c.Card(&prev, &cur)
+		} else {
+			c.Card(nil, &cur)
+		}
+		h.cards[cur.ID] = cur
+	}
+	for id, prev := range h.cards {
+		if !seen[id] {
+			c.Card(&prev, nil)
+			delete(h.cards, id)
+		}
+	}
+	events, writes, errs := c.Finish()
+	require.Empty(h.t, errs)
+	for k, a := range writes {
+		if a == nil {
+			require.NotContains(h.t, h.alerts, k)
+		}
+	}
+	return events
+}
+
+func kinds(events []event.Event) []string {
+	var out []string
+	for _, e := range events {
+		out = append(out, e.Kind+" "+e.Rule+" "+e.EntityID)
+	}
+	return out
+}
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func card(id string, mut func(*fleet.Card)) fleet.Card {
+	c := fleet.Card{Provider: "hw", ID: id, ICCID: "8986" + id, Status: "active", FlowLeft: 50, FlowUsed: 50, FlowTotal: 100, IMEI: "111", ExpireTime: t0.AddDate(1, 0, 0)}
+	if mut != nil {
+		mut(&c)
+	}
+	return c
+}
+
+func TestConditionLifecycle(t *testing.T) {
+	h := newHarness(t)
+	low := func(c *fleet.Card) { c.FlowLeft = 5 }
+	require.Empty(t, h.cycle(t0, card("1", nil)))
+	require.Empty(t, h.cycle(t0.Add(10*time.Minute), card("1", low)), "pending during for")
+	require.Equal(t, StatePending, h.alerts[AlertKey("card_low_flow", "card", "1")].State)
+	// Unchanged card: `for` passes in Finish.
+	ev := h.cycle(t0.Add(45*time.Minute), card("1", low))
+	require.Equal(t, []string{"firing card_low_flow 1"}, kinds(ev))
+	require.Equal(t, "Card 89861 has 5 MB left", ev[0].Summary)
+	require.Equal(t, t0.Add(10*time.Minute), ev[0].StartsAt)
+	require.Empty(t, h.cycle(t0.Add(2*time.Hour), card("1", low)), "no repeat within 24h")
+	rep := h.cycle(t0.Add(25*time.Hour), card("1", low))
+	require.Equal(t, []string{"firing card_low_flow 1"}, kinds(rep))
+	require.NotEqual(t, ev[0].ID, rep[0].ID, "a repeat is a new notification")
+	res := h.cycle(t0.Add(26*time.Hour), card("1", nil))
+	require.Equal(t, []string{"resolved card_low_flow 1"}, kinds(res))
+	require.Equal(t, t0.Add(26*time.Hour), res[0].EndsAt)
+	require.Empty(t, h.alerts)
+}
+
+func TestPendingThatStopsHoldingIsSilent(t *testing.T) {
+	h := newHarness(t)
+	h.cycle(t0, card("1", nil))
+	h.cycle(t0.Add(time.Minute), card("1", func(c *fleet.Card) { c.FlowLeft = 5 }))
+	require.Empty(t, h.cycle(t0.Add(2*time.Minute), card("1", nil)))
+	require.Empty(t, h.alerts)
+}
+
+func TestTransitions(t *testing.T) {
+	h := newHarness(t)
+	susp := func(c *fleet.Card) { c.Status = "suspended" }
+	require.Empty(t, h.cycle(t0, card("1", susp)), "first sight fires no transition")
+	require.Empty(t, h.cycle(t0.Add(time.Minute), card("2", nil), card("1", susp)))
+	ev := h.cycle(t0.Add(2*time.Minute), card("2", susp), card("1", susp))
+	require.Equal(t, []string{"transition card_suspended 2"}, kinds(ev))
+	require.Equal(t, "Card 89862: active → suspended", ev[0].Summary)
+	require.JSONEq(t, string(mustJSON(card("2", nil))), string(ev[0].Prev))
+	require.Empty(t, h.cycle(t0.Add(3*time.Minute), card("2", susp), card("1", susp)), "fires once")
+
+	swap := h.cycle(t0.Add(4*time.Minute), card("2", func(c *fleet.Card) { c.Status = "suspended"; c.IMEI = "222" }), card("1", susp))
+	require.Equal(t, []string{"transition sim_swap 2"}, kinds(swap))
+}
+
+func TestGoneCardResolves(t *testing.T) {
+	h := newHarness(t)
+	h.set.Rules[0].For = 0
+	h.cycle(t0, card("1", func(c *fleet.Card) { c.FlowLeft = 1 }))
+	require.Equal(t, []string{"resolved card_low_flow 1"}, kinds(h.cycle(t0.Add(time.Hour))))
+}
+
+func TestClockRuleOnUnchangedCard(t *testing.T) {
+	h := newHarness(t)
+	c1 := card("1", func(c *fleet.Card) { c.ExpireTime = t0.AddDate(0, 0, 10) })
+	require.Empty(t, h.cycle(t0, c1))
+	cy := h.set.NewCycle("hw", t0.AddDate(0, 0, 4), h.alerts)
+	cy.CardUnchanged(&c1, false)
+	ev, _, _ := cy.Finish()
+	require.Equal(t, []string{"firing expiring 1"}, kinds(ev))
+}
+
+func TestEventIDsDeterministic(t *testing.T) {
+	run := func() []event.Event {
+		h := newHarness(t)
+		h.set.Rules[0].For = 0
+		h.cycle(t0, card("1", nil))
+		return h.cycle(t0.Add(time.Hour), card("1", func(c *fleet.Card) { c.FlowLeft = 2; c.Status = "suspended" }), card("2", func(c *fleet.Card) { c.FlowLeft = 2 }))
+	}
+	a, b := run(), run()
+	require.Len(t, a, 2)
+	require.Equal(t, a, b)
+	require.NotEqual(t, a[0].ID, a[1].ID)
+}
+
+func TestPoolOverdraftRepeat(t *testing.T) {
+	set, err := Parse("r.yaml", []byte(testRules), LoadOptions{})
+	require.NoError(t, err)
+	alerts := map[string]*Alert{}
+	p := fleet.Pool{ID: "9", FlowTotal: 60, FlowUsed: 102.59, FlowLeft: -42.59}
+	run := func(now time.Time, prev *fleet.Pool) []event.Event {
+		c := set.NewCycle("hw", now, alerts)
+		if prev == nil {
+			c.Pool(nil, &p)
+		} else {
+			c.PoolUnchanged(&p, false)
+		}
+		ev, _, _ := c.Finish()
+		return ev
+	}
+	require.Equal(t, []string{"firing pool_overdraft 9"}, kinds(run(t0, nil)))
+	require.Empty(t, run(t0.Add(5*time.Hour), &p))
+	require.Equal(t, []string{"firing pool_overdraft 9"}, kinds(run(t0.Add(6*time.Hour), &p)))
+}

@@ -1,0 +1,460 @@
+// Package rules loads alert rules from YAML, compiles their expressions
+// against the typed card and pool environments, and evaluates them cycle by
+// cycle: condition rules move pending → firing → resolved, transition rules
+// (those that mention prev or changed) fire once per change.
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"github.com/goccy/go-yaml"
+	yast "github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+
+	"github.com/simwatch/simwatch/internal/fleet"
+)
+
+// Severities.
+const (
+	SeverityInfo     = "info"
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical"
+)
+
+// maxNodes bounds an expression's size, so a rule cannot be a program.
+const maxNodes = 1000
+
+// Rule is one compiled rule.
+type Rule struct {
+	Name     string
+	On       string // fleet.EntityCard or fleet.EntityPool
+	When     string
+	For      time.Duration
+	Repeat   time.Duration
+	Severity string
+	Labels   map[string]string
+	Summary  string
+	Notify   []string
+
+	File string
+	Line int
+
+	program    *vm.Program
+	summary    *template.Template
+	transition bool // fires once per change; never pending, never resolved
+	clock      bool // reads the clock, so it is evaluated on unchanged entities too
+}
+
+// Transition reports whether the rule fires on changes rather than holding.
+func (r *Rule) Transition() bool { return r.transition }
+
+// Set is a loaded, valid rule set.
+type Set struct {
+	Rules []*Rule
+	// Hash identifies the set's definitions: when it changes, every entity is
+	// re-evaluated once so that new or edited rules see the whole fleet.
+	Hash string
+}
+
+// Problem is one thing wrong with a rule file, at file:line:col.
+type Problem struct {
+	File    string
+	Line    int
+	Col     int
+	Message string
+}
+
+func (p Problem) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, p.Message)
+}
+
+// Problems is every problem found in a set of rule files.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	msgs := make([]string, len(ps))
+	for i, p := range ps {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// LoadOptions tells the loader what else the rules may refer to.
+type LoadOptions struct {
+	// Notifiers are the configured notifier names; nil skips the check.
+	Notifiers []string
+}
+
+// LoadFiles reads and compiles rule files. On any problem it returns
+// Problems listing all of them.
+func LoadFiles(paths []string, o LoadOptions) (*Set, error) {
+	var all []*Rule
+	var problems Problems
+	for _, path := range paths {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			problems = append(problems, Problem{File: path, Line: 1, Col: 1, Message: err.Error()})
+			continue
+		}
+		rs, ps := parseFile(path, src, o)
+		all = append(all, rs...)
+		problems = append(problems, ps...)
+	}
+	seen := map[string]*Rule{}
+	for _, r := range all {
+		if prev, dup := seen[r.Name]; dup {
+			problems = append(problems, Problem{File: r.File, Line: r.Line, Col: 1,
+				Message: fmt.Sprintf("duplicate rule name %q (first defined at %s:%d)", r.Name, prev.File, prev.Line)})
+		}
+		seen[r.Name] = r
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return newSet(all), nil
+}
+
+// Parse compiles the rules in src as if read from path.
+func Parse(path string, src []byte, o LoadOptions) (*Set, error) {
+	rs, ps := parseFile(path, src, o)
+	if len(ps) > 0 {
+		return nil, Problems(ps)
+	}
+	return newSet(rs), nil
+}
+
+func newSet(rs []*Rule) *Set {
+	def, _ := json.Marshal(func() []any {
+		out := make([]any, len(rs))
+		for i, r := range rs {
+			out[i] = []any{r.Name, r.On, r.When, r.For, r.Repeat, r.Severity, r.Labels, r.Summary, r.Notify}
+		}
+		return out
+	}())
+	return &Set{Rules: rs, Hash: fmt.Sprintf("%x", hash64(def))}
+}
+
+func hash64(b []byte) uint64 {
+	// FNV-1a: only used to notice that definitions changed.
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// ruleDoc is a rule as written, before validation.
+type ruleDoc struct {
+	Name     string            `yaml:"name"`
+	On       string            `yaml:"on"`
+	When     string            `yaml:"when"`
+	For      string            `yaml:"for"`
+	Repeat   string            `yaml:"repeat"`
+	Severity string            `yaml:"severity"`
+	Labels   map[string]string `yaml:"labels"`
+	Summary  string            `yaml:"summary"`
+	Notify   []string          `yaml:"notify"`
+}
+
+var ruleName = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
+	var doc struct {
+		Rules []ruleDoc `yaml:"rules"`
+	}
+	if err := yaml.UnmarshalWithOptions(src, &doc, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
+		return nil, []Problem{yamlProblem(path, err)}
+	}
+	f, err := parser.ParseBytes(src, 0)
+	if err != nil {
+		return nil, []Problem{yamlProblem(path, err)}
+	}
+	var rules []*Rule
+	var problems []Problem
+	for i, d := range doc.Rules {
+		at := func(field string) (*token.Token, int, int) {
+			return nodeAt(f, fmt.Sprintf("$.rules[%d].%s", i, field), fmt.Sprintf("$.rules[%d]", i))
+		}
+		report := func(field, format string, args ...any) {
+			_, line, col := at(field)
+			problems = append(problems, Problem{File: path, Line: line, Col: col, Message: fmt.Sprintf(format, args...)})
+		}
+		_, line, _ := at("name")
+		r := &Rule{Name: d.Name, On: d.On, When: d.When, Severity: d.Severity, Labels: d.Labels,
+			Summary: d.Summary, Notify: d.Notify, File: path, Line: line}
+		if !ruleName.MatchString(d.Name) {
+			report("name", "rule name %q must match [a-z0-9_]+", d.Name)
+		}
+		switch d.On {
+		case fleet.EntityCard, fleet.EntityPool:
+		case "":
+			report("on", "rule %s: on is required (card or pool)", d.Name)
+		default:
+			report("on", "rule %s: on must be card or pool, not %q", d.Name, d.On)
+		}
+		switch d.Severity {
+		case "":
+			r.Severity = SeverityWarning
+		case SeverityInfo, SeverityWarning, SeverityCritical:
+		default:
+			report("severity", "rule %s: severity must be info, warning or critical, not %q", d.Name, d.Severity)
+		}
+		for _, fd := range []struct {
+			field, val string
+			dst        *time.Duration
+		}{{"for", d.For, &r.For}, {"repeat", d.Repeat, &r.Repeat}} {
+			if fd.val == "" {
+				continue
+			}
+			v, err := time.ParseDuration(fd.val)
+			if err != nil || v < 0 {
+				report(fd.field, "rule %s: %s: bad duration %q (use e.g. 30m, 24h)", d.Name, fd.field, fd.val)
+			}
+			*fd.dst = v
+		}
+		if o.Notifiers != nil {
+			for j, n := range d.Notify {
+				if !slices.Contains(o.Notifiers, n) {
+					report(fmt.Sprintf("notify[%d]", j), "rule %s: unknown notifier %q (configured: %s)", d.Name, n, strings.Join(o.Notifiers, ", "))
+				}
+			}
+		}
+		if d.When == "" {
+			report("when", "rule %s: when is required", d.Name)
+		} else if d.On == fleet.EntityCard || d.On == fleet.EntityPool {
+			tok, _, _ := at("when")
+			if p := r.compile(); p != nil {
+				line, col := exprPosition(tok, p)
+				problems = append(problems, Problem{File: path, Line: line, Col: col, Message: fmt.Sprintf("rule %s: %s", d.Name, p.Message)})
+			}
+		}
+		if err := r.parseSummary(); err != nil {
+			report("summary", "rule %s: summary: %v", d.Name, err)
+		}
+		if r.transition && (r.For > 0 || r.Repeat > 0) {
+			report("when", "rule %s: a transition rule (it uses prev or changed) fires once per change, so for and repeat do not apply", d.Name)
+		}
+		rules = append(rules, r)
+	}
+	return rules, problems
+}
+
+func yamlProblem(path string, err error) Problem {
+	p := Problem{File: path, Line: 1, Col: 1, Message: yaml.FormatError(err, false, false)}
+	var se interface{ GetToken() *token.Token }
+	if errors.As(err, &se) && se.GetToken() != nil {
+		p.Line, p.Col = se.GetToken().Position.Line, se.GetToken().Position.Column
+		if _, msg, ok := strings.Cut(p.Message, "] "); ok {
+			p.Message = strings.SplitN(msg, "\n", 2)[0]
+		}
+	}
+	return p
+}
+
+// nodeAt finds the token at path, or at fallback when the key is absent.
+func nodeAt(f *yast.File, path, fallback string) (*token.Token, int, int) {
+	for _, p := range []string{path, fallback} {
+		yp, err := yaml.PathString(p)
+		if err != nil {
+			continue
+		}
+		if n, err := yp.FilterFile(f); err == nil && n != nil {
+			t := n.GetToken()
+			return t, t.Position.Line, t.Position.Column
+		}
+	}
+	return nil, 1, 1
+}
+
+// exprPosition maps an expression error's position to the file.
+func exprPosition(tok *token.Token, p *file.Error) (int, int) {
+	if tok == nil {
+		return 1, 1
+	}
+	line, col := tok.Position.Line, tok.Position.Column
+	switch tok.Type {
+	case token.DoubleQuoteType, token.SingleQuoteType:
+		col++ // the opening quote
+	case token.LiteralType, token.FoldedType:
+		return line + p.Line, p.Column + 1 // block scalar: starts on the next line; indent unknown
+	}
+	if p.Line > 1 {
+		return line + p.Line - 1, p.Column + 1
+	}
+	return line, col + p.Column
+}
+
+// compile compiles When against the rule's environment and classifies it.
+func (r *Rule) compile() *file.Error {
+	var env any = &CardEnv{}
+	if r.On == fleet.EntityPool {
+		env = &PoolEnv{}
+	}
+	prog, err := expr.Compile(r.When, expr.Env(env), expr.AsBool(), expr.MaxNodes(maxNodes),
+		expr.DisableBuiltin("now"), expr.DisableBuiltin("date"))
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			fe.Message = hint(fe.Message, r.On)
+			return fe
+		}
+		return &file.Error{Message: err.Error(), Line: 1, Column: 0}
+	}
+	r.program = prog
+	var bad *file.Error
+	ast.Find(prog.Node(), func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.IdentifierNode:
+			if slices.Contains(transitionNames, n.Value) {
+				r.transition = true
+			}
+			if slices.Contains(clockHelpers, n.Value) {
+				r.clock = true
+			}
+		case *ast.CallNode:
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "changed" && len(n.Arguments) == 1 {
+				s, ok := n.Arguments[0].(*ast.StringNode)
+				loc := n.Arguments[0].Location()
+				line, col := offsetPosition(r.When, loc.From)
+				switch {
+				case !ok:
+					bad = &file.Error{Location: loc, Line: line, Column: col, Message: `changed() takes a field name in quotes, e.g. changed("imei")`}
+				case !slices.Contains(fieldNames(r.On), s.Value):
+					bad = &file.Error{Location: loc, Line: line, Column: col, Message: hint(fmt.Sprintf("unknown name %s", s.Value), r.On)}
+				}
+			}
+		}
+		return false
+	})
+	if bad != nil {
+		return bad
+	}
+	return nil
+}
+
+// offsetPosition turns a rune offset into a 1-based line and 0-based column,
+// as expr reports them.
+func offsetPosition(src string, from int) (line, col int) {
+	line = 1
+	for i, r := range []rune(src) {
+		if i == from {
+			break
+		}
+		col++
+		if r == '\n' {
+			line, col = line+1, 0
+		}
+	}
+	return line, col
+}
+
+var unknownName = regexp.MustCompile(`unknown name ([A-Za-z_][A-Za-z0-9_]*)`)
+
+// hint adds "did you mean" to an unknown-name error.
+func hint(msg, on string) string {
+	m := unknownName.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	best, bestD := "", 4
+	for _, n := range append(fieldNames(on), "prev", "changed", "pct", "days_until", "hours_since") {
+		if d := levenshtein(m[1], n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return msg + " (see `watcher rules fields` for what " + on + " rules can use)"
+	}
+	return msg + fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// parseSummary parses the summary template and executes it once against an
+// entity of the rule's kind, so a misspelt field fails at load time.
+func (r *Rule) parseSummary() error {
+	text := r.Summary
+	if text == "" {
+		if r.On == fleet.EntityPool {
+			text = `{{ .rule }}: pool {{ .name }} ({{ .id }})`
+		} else {
+			text = `{{ .rule }}: card {{ .iccid }}`
+		}
+	}
+	t, err := template.New("summary").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return err
+	}
+	r.summary = t
+	var zero any = fleet.Card{}
+	if r.On == fleet.EntityPool {
+		zero = fleet.Pool{}
+	}
+	_, err = r.render(mustJSON(zero), mustJSON(zero))
+	return err
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// render executes the summary with the entity's fields, prev, and the rule's
+// name, severity and labels.
+func (r *Rule) render(values, prev json.RawMessage) (string, error) {
+	data := map[string]any{}
+	if err := json.Unmarshal(values, &data); err != nil {
+		return "", err
+	}
+	if len(prev) > 0 {
+		var p map[string]any
+		if err := json.Unmarshal(prev, &p); err != nil {
+			return "", err
+		}
+		data["prev"] = p
+	} else {
+		data["prev"] = map[string]any{}
+	}
+	data["rule"], data["severity"], data["labels"] = r.Name, r.Severity, r.Labels
+	var b bytes.Buffer
+	if err := r.summary.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,100 @@
+package rules
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"unknown field with hint", `rules:
+  - name: low
+    on: card
+    when: status == "active" && flow_lef < 10
+`, []string{"r.yaml:4:33: rule low: unknown name flow_lef (did you mean flow_left?)"}},
+		{"type mismatch", `rules:
+  - name: low
+    on: card
+    when: 'flow_left < "ten"'
+`, []string{"r.yaml:4:", "rule low: invalid operation: < (mismatched types float64 and string)"}},
+		{"changed unknown field", `rules:
+  - name: swap
+    on: card
+    when: changed("imie")
+`, []string{"r.yaml:4:19: rule swap: unknown name imie (did you mean imei?)"}},
+		{"bad duration and severity", `rules:
+  - name: low
+    on: card
+    when: flow_left < 10
+    for: 10 minutes
+    severity: urgent
+`, []string{`r.yaml:5:10: rule low: for: bad duration "10 minutes"`, `r.yaml:6:15: rule low: severity must be info, warning or critical, not "urgent"`}},
+		{"unknown notifier", `rules:
+  - name: low
+    on: card
+    when: flow_left < 10
+    notify: [ops, pager]
+`, []string{`r.yaml:5:19: rule low: unknown notifier "pager" (configured: ops)`}},
+		{"template error", `rules:
+  - name: low
+    on: card
+    when: flow_left < 10
+    summary: "{{ .flow_lft }} left"
+`, []string{`r.yaml:5:14: rule low: summary:`, `map has no entry for key "flow_lft"`}},
+		{"transition with for", `rules:
+  - name: susp
+    on: pool
+    when: prev.flow_left > 0 && flow_left < 0
+    for: 1h
+`, []string{"transition rule"}},
+		{"unknown key", `rules:
+  - name: low
+    on: card
+    when: flow_left < 10
+    colour: red
+`, []string{`r.yaml:5:5: unknown field "colour"`}},
+		{"bad on", `rules:
+  - name: Low-Flow
+    on: sim
+    when: flow_left < 10
+`, []string{`r.yaml:2:11: rule name "Low-Flow" must match`, `r.yaml:3:9: rule Low-Flow: on must be card or pool, not "sim"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("r.yaml", []byte(tt.src), LoadOptions{Notifiers: []string{"ops"}})
+			require.Error(t, err)
+			for _, w := range tt.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestLoadFilesDuplicateAcrossFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml")
+	rule := "rules:\n  - {name: low, on: card, when: flow_left < 10}\n"
+	require.NoError(t, os.WriteFile(a, []byte(rule), 0o644))
+	require.NoError(t, os.WriteFile(b, []byte(rule), 0o644))
+	_, err := LoadFiles([]string{a, b}, LoadOptions{})
+	require.ErrorContains(t, err, `b.yaml:2:1: duplicate rule name "low" (first defined at `+a+`:2)`)
+}
+
+func TestExampleRulesLoad(t *testing.T) {
+	set, err := LoadFiles([]string{"../../rules.example.yaml"}, LoadOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, set.Rules)
+	for _, r := range set.Rules {
+		if strings.Contains(r.When, "prev") || strings.Contains(r.When, "changed") {
+			require.True(t, r.Transition(), r.Name)
+		}
+	}
+}
