@@ -10,5 +10,7 @@ require (
 
 require (
 	github.com/expr-lang/expr v1.17.8 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sys v0.45.0 // indirect
 )

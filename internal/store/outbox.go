@@ -1,0 +1,126 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/simwatch/simwatch/internal/event"
+)
+
+// AppendOutbox adds events to the outbox, in order, in this transaction.
+func (t *Tx) AppendOutbox(events []event.Event) error {
+	b := t.tx.Bucket(bucketOutbox)
+	for i := range events {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(&events[i])
+		if err != nil {
+			return fmt.Errorf("store: outbox event %s: %w", events[i].ID, err)
+		}
+		if err := b.Put(u64(seq), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OutboxEntry is an event waiting to be published.
+type OutboxEntry struct {
+	Seq   uint64
+	Event event.Event
+}
+
+// Outbox returns up to limit events waiting to be published, oldest first.
+func (s *Store) Outbox(limit int) ([]OutboxEntry, error) {
+	var out []OutboxEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			var e OutboxEntry
+			e.Seq = binary.BigEndian.Uint64(k)
+			if err := json.Unmarshal(v, &e.Event); err != nil {
+				return fmt.Errorf("store: outbox entry %d: %w", e.Seq, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OutboxLen counts the events waiting to be published.
+func (s *Store) OutboxLen() int {
+	n := 0
+	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketOutbox).Stats().KeyN; return nil })
+	return n
+}
+
+// DeleteOutbox removes published events.
+func (s *Store) DeleteOutbox(seqs ...uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOutbox)
+		for _, seq := range seqs {
+			if err := b.Delete(u64(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Delivered reports whether the notifier's delivery log has the event.
+func (s *Store) Delivered(notifier, eventID string) (bool, error) {
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketDelivered).Bucket([]byte(notifier)); b != nil {
+			found = b.Get([]byte(eventID)) != nil
+		}
+		return nil
+	})
+	return found, err
+}
+
+// MarkDelivered records in the notifier's delivery log that the receiver
+// accepted these events at.
+func (s *Store) MarkDelivered(notifier string, at time.Time, eventIDs ...string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketDelivered).CreateBucketIfNotExists([]byte(notifier))
+		if err != nil {
+			return err
+		}
+		v := binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano()))
+		for _, id := range eventIDs {
+			if err := b.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PruneDelivered drops delivery-log entries older than before, so the log
+// stays bounded. It returns how many it dropped.
+func (s *Store) PruneDelivered(before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDelivered).ForEachBucket(func(name []byte) error {
+			c := tx.Bucket(bucketDelivered).Bucket(name).Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < before.UnixNano() {
+					if err := c.Delete(); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+			return nil
+		})
+	})
+	return n, err
+}

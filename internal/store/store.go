@@ -1,0 +1,271 @@
+// Package store keeps simwatch's state in bbolt: per provider the last
+// successful snapshot (cards and pools), the active alerts and cycle metadata;
+// the outbox of events not yet published; and each notifier's delivery log.
+// A poll cycle writes all of it in one transaction.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/rules"
+)
+
+var (
+	bucketProviders = []byte("providers")
+	bucketOutbox    = []byte("outbox")
+	bucketDelivered = []byte("delivered")
+	bucketCards     = []byte("cards")
+	bucketPools     = []byte("pools")
+	bucketAlerts    = []byte("alerts")
+	keyMeta         = []byte("meta")
+)
+
+// Store is the bbolt database. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens or creates the database at path.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketProviders, bucketOutbox, bucketDelivered} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: init %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Size is the database file's size in bytes.
+func (s *Store) Size() int64 {
+	var n int64
+	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// Update runs fn in one read-write transaction: everything fn writes commits
+// together or not at all.
+func (s *Store) Update(fn func(*Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(*Tx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// Tx is a transaction.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+// Provider returns the provider's part of the store. In a read-only
+// transaction a provider never written is empty.
+func (t *Tx) Provider(name string) (*ProviderTx, error) {
+	root := t.tx.Bucket(bucketProviders)
+	b := root.Bucket([]byte(name))
+	if b == nil && t.tx.Writable() {
+		var err error
+		if b, err = root.CreateBucket([]byte(name)); err != nil {
+			return nil, fmt.Errorf("store: provider %s: %w", name, err)
+		}
+		for _, sub := range [][]byte{bucketCards, bucketPools, bucketAlerts} {
+			if _, err := b.CreateBucket(sub); err != nil {
+				return nil, fmt.Errorf("store: provider %s: %w", name, err)
+			}
+		}
+	}
+	return &ProviderTx{name: name, b: b}, nil
+}
+
+// ProviderTx reads and writes one provider's snapshot, alerts and metadata.
+type ProviderTx struct {
+	name string
+	b    *bolt.Bucket // nil: nothing stored yet
+}
+
+func (p *ProviderTx) sub(name []byte) *bolt.Bucket {
+	if p.b == nil {
+		return nil
+	}
+	return p.b.Bucket(name)
+}
+
+// Card returns the stored card with this id.
+func (p *ProviderTx) Card(id string) (fleet.Card, bool, error) {
+	b := p.sub(bucketCards)
+	if b == nil {
+		return fleet.Card{}, false, nil
+	}
+	v := b.Get([]byte(id))
+	if v == nil {
+		return fleet.Card{}, false, nil
+	}
+	c, err := DecodeCard(v)
+	if err != nil {
+		return c, false, fmt.Errorf("store: %s card %s: %w", p.name, id, err)
+	}
+	return c, true, nil
+}
+
+// PutCard writes a card given its EncodeCard encoding.
+func (p *ProviderTx) PutCard(id string, encoded []byte) error {
+	return p.sub(bucketCards).Put([]byte(id), encoded)
+}
+
+// DeleteCard removes a card.
+func (p *ProviderTx) DeleteCard(id string) error {
+	return p.sub(bucketCards).Delete([]byte(id))
+}
+
+// ForEachCard calls fn with each stored card's id and encoding, in id order.
+// The encoding is only valid during the call.
+func (p *ProviderTx) ForEachCard(fn func(id string, encoded []byte) error) error {
+	b := p.sub(bucketCards)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+}
+
+// Pool returns the stored pool with this id.
+func (p *ProviderTx) Pool(id string) (fleet.Pool, bool, error) {
+	var pool fleet.Pool
+	b := p.sub(bucketPools)
+	if b == nil {
+		return pool, false, nil
+	}
+	v := b.Get([]byte(id))
+	if v == nil {
+		return pool, false, nil
+	}
+	if err := json.Unmarshal(v, &pool); err != nil {
+		return pool, false, fmt.Errorf("store: %s pool %s: %w", p.name, id, err)
+	}
+	return pool, true, nil
+}
+
+// EncodePool encodes a pool for PutPool and Fingerprint.
+func EncodePool(pool *fleet.Pool) []byte {
+	b, _ := json.Marshal(pool)
+	return b
+}
+
+// PutPool writes a pool given its EncodePool encoding.
+func (p *ProviderTx) PutPool(id string, encoded []byte) error {
+	return p.sub(bucketPools).Put([]byte(id), encoded)
+}
+
+// DeletePool removes a pool.
+func (p *ProviderTx) DeletePool(id string) error {
+	return p.sub(bucketPools).Delete([]byte(id))
+}
+
+// ForEachPool calls fn with each stored pool's id and encoding.
+func (p *ProviderTx) ForEachPool(fn func(id string, encoded []byte) error) error {
+	b := p.sub(bucketPools)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+}
+
+// Alerts returns the provider's active alerts by key.
+func (p *ProviderTx) Alerts() (map[string]*rules.Alert, error) {
+	out := map[string]*rules.Alert{}
+	b := p.sub(bucketAlerts)
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var a rules.Alert
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("store: %s alert %q: %w", p.name, k, err)
+		}
+		out[string(k)] = &a
+		return nil
+	})
+	return out, err
+}
+
+// PutAlert writes an alert; a nil alert deletes the key.
+func (p *ProviderTx) PutAlert(key string, a *rules.Alert) error {
+	b := p.sub(bucketAlerts)
+	if a == nil {
+		return b.Delete([]byte(key))
+	}
+	v, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), v)
+}
+
+// Meta is what the store remembers about a provider's cycles.
+type Meta struct {
+	Cycles      uint64    `json:"cycles"`       // successful cycles committed
+	LastSuccess time.Time `json:"last_success"` // time of the last committed cycle
+	LastFailure time.Time `json:"last_failure,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Failures    int       `json:"failures"`   // failed cycles in a row
+	Unhealthy   bool      `json:"unhealthy"`  // a provider_unhealthy event fired
+	RulesHash   string    `json:"rules_hash"` // the rule set the snapshot was evaluated with
+	Cards       int       `json:"cards"`
+	Pools       int       `json:"pools"`
+}
+
+// Meta returns the provider's metadata.
+func (p *ProviderTx) Meta() (Meta, error) {
+	var m Meta
+	if p.b == nil {
+		return m, nil
+	}
+	v := p.b.Get(keyMeta)
+	if v == nil {
+		return m, nil
+	}
+	if err := json.Unmarshal(v, &m); err != nil {
+		return m, fmt.Errorf("store: %s meta: %w", p.name, err)
+	}
+	return m, nil
+}
+
+// PutMeta writes the provider's metadata.
+func (p *ProviderTx) PutMeta(m Meta) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return p.b.Put(keyMeta, v)
+}
+
+// Providers lists the providers with stored state.
+func (t *Tx) Providers() []string {
+	var out []string
+	_ = t.tx.Bucket(bucketProviders).ForEach(func(k, _ []byte) error {
+		out = append(out, string(k))
+		return nil
+	})
+	return out
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
