@@ -458,3 +458,14 @@ func (r *Rule) render(values, prev json.RawMessage) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// HasClockRules reports whether any condition rule on entity reads the clock,
+// so that unchanged entities must still be evaluated every cycle.
+func (s *Set) HasClockRules(entity string) bool {
+	for _, r := range s.Rules {
+		if r.On == entity && r.clock && !r.transition {
+			return true
+		}
+	}
+	return false
+}

@@ -146,7 +146,8 @@ func NewFleet(o FleetOptions) *Fleet {
 			c.PoolID = pl.ID
 			pl.Total += p.total
 		}
-		c.Used = float64(int(c.Daily*float64(f.rng.IntN(5))*100)) / 100
+		// Cards are spread over the billing cycle, so some start near their limit.
+		c.Used = min(round2(c.Daily*float64(f.rng.IntN(28))), c.Total)
 		if i%7 == 0 {
 			c.Tags = "fleet-a"
 		}

@@ -226,11 +226,14 @@ type Meta struct {
 	LastSuccess time.Time `json:"last_success"` // time of the last committed cycle
 	LastFailure time.Time `json:"last_failure,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
-	Failures    int       `json:"failures"`   // failed cycles in a row
-	Unhealthy   bool      `json:"unhealthy"`  // a provider_unhealthy event fired
-	RulesHash   string    `json:"rules_hash"` // the rule set the snapshot was evaluated with
-	Cards       int       `json:"cards"`
-	Pools       int       `json:"pools"`
+	Failures    int       `json:"failures"`  // failed cycles in a row
+	Unhealthy   bool      `json:"unhealthy"` // a provider_unhealthy event fired
+	// UnhealthySince is when the outage was declared: the identity of its
+	// firing and resolved events.
+	UnhealthySince time.Time `json:"unhealthy_since,omitzero"`
+	RulesHash      string    `json:"rules_hash"` // the rule set the snapshot was evaluated with
+	Cards          int       `json:"cards"`
+	Pools          int       `json:"pools"`
 }
 
 // Meta returns the provider's metadata.

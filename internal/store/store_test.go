@@ -27,7 +27,7 @@ func sampleCard() fleet.Card {
 		IMSI: "460", IMEI: "35", Status: "active", StatusCode: 20, OperatorStatus: -1,
 		FlowUsed: 12.34, FlowLeft: -0.5, FlowTotal: 11.84, PoolID: "49", Plan: "流量 30M",
 		ExpireTime: time.Date(2027, 1, 2, 3, 4, 5, 6, time.UTC), Tags: []string{"a", "b"},
-		Attributes: map[string]string{"customer_attribute2": "x", "customer_attribute1": "y"},
+		Attributes:   map[string]string{"customer_attribute2": "x", "customer_attribute1": "y"},
 		DeviceStatus: 3, SignalLevel: "2", NetworkType: "4G",
 	}
 }

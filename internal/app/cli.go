@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/simwatch/simwatch/internal/config"
+	"github.com/simwatch/simwatch/internal/rules"
+)
+
+const usage = `watcher — alerting rules for IoT SIM fleets
+
+Usage:
+  watcher demo [--cards N] [--pools M] [--listen ADDR]   simulated fleet, everything embedded
+  watcher run --config FILE [--once] [--timeout D]        the daemon; --once runs one cycle and delivers
+  watcher sim [--listen ADDR] [--cards N] [--pools M]     the provider simulator on its own
+  watcher rules check FILE...                             validate rule files
+`
+
+// Main runs the command line and returns the exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "run":
+		err = runCmd(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = demoCmd(ctx, args[1:], stdout, stderr)
+	case "sim":
+		err = simCmd(ctx, args[1:], stdout, stderr)
+	case "rules":
+		err = rulesCmd(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "watcher: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return int(ee)
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "watcher: %v\n", err)
+		return 1
+	}
+}
+
+// exitError ends the command with a status after it has printed its own output.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "watcher.yaml", "config file")
+	once := fs.Bool("once", false, "run one cycle of every provider, deliver, and exit")
+	timeout := fs.Duration("timeout", 10*time.Minute, "with --once: how long to wait for delivery")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log)
+	w, err := New(ctx, cfg, Options{Stdout: stdout, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if *once {
+		return w.RunOnce(ctx, *timeout)
+	}
+	return w.Run(ctx)
+}
+
+func rulesCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || args[0] != "check" {
+		fmt.Fprint(stderr, "usage: watcher rules check FILE...\n")
+		return exitError(2)
+	}
+	set, err := rules.LoadFiles(args[1:], rules.LoadOptions{})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError(1)
+	}
+	fmt.Fprintf(stdout, "%d rules OK in %s\n", len(set.Rules), strings.Join(args[1:], ", "))
+	return nil
+}

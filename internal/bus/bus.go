@@ -1,0 +1,191 @@
+// Package bus is simwatch's event bus on NATS JetStream: an embedded server by
+// default (JetStream storage in the data directory) or an external one, the
+// events stream that the outbox publishes to with Nats-Msg-Id, one durable
+// consumer per notifier, and the dead-letter stream.
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simwatch/simwatch/internal/event"
+)
+
+// Stream and subject names.
+const (
+	EventsStream     = "SIMWATCH_EVENTS"
+	DeadLetterStream = "SIMWATCH_DEADLETTER"
+	DeadLetterPrefix = "simwatch.deadletter."
+	// HeaderError carries a dead letter's last error.
+	HeaderError = "Simwatch-Error"
+	// HeaderNotifier names the notifier a dead letter failed in.
+	HeaderNotifier = "Simwatch-Notifier"
+)
+
+// Defaults.
+const (
+	DefaultDuplicates = 2 * time.Minute
+	DefaultMaxAge     = 30 * 24 * time.Hour
+	DefaultAckWait    = 30 * time.Second
+)
+
+// Options configures Open.
+type Options struct {
+	// URL of an external NATS server or cluster; empty runs an embedded server
+	// with JetStream storage under DataDir/nats.
+	URL     string
+	DataDir string
+	// AckWait is how long a delivered, unacknowledged event waits before
+	// JetStream redelivers it (e.g. after a crash).
+	AckWait time.Duration
+	Logger  *slog.Logger
+}
+
+// Bus is a connection to JetStream with simwatch's streams in place.
+type Bus struct {
+	o   Options
+	srv *server.Server // nil when external
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+// Open starts or connects to NATS and makes sure the streams exist.
+func Open(ctx context.Context, o Options) (*Bus, error) {
+	if o.AckWait == 0 {
+		o.AckWait = DefaultAckWait
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Bus{o: o}
+	var err error
+	if o.URL == "" {
+		b.srv, err = server.NewServer(&server.Options{
+			ServerName: "simwatch",
+			JetStream:  true,
+			StoreDir:   filepath.Join(o.DataDir, "nats"),
+			DontListen: true,
+			NoSigs:     true,
+			NoLog:      true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("bus: embedded nats: %w", err)
+		}
+		b.srv.Start()
+		if !b.srv.ReadyForConnections(10 * time.Second) {
+			b.srv.Shutdown()
+			return nil, errors.New("bus: embedded nats did not start")
+		}
+		b.nc, err = nats.Connect("", nats.InProcessServer(b.srv), nats.Name("simwatch"))
+	} else {
+		b.nc, err = nats.Connect(o.URL, nats.Name("simwatch"), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("bus: connect: %w", err)
+	}
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: EventsStream, Subjects: []string{event.SubjectPrefix + ">"}, Storage: jetstream.FileStorage,
+			Duplicates: DefaultDuplicates, MaxAge: DefaultMaxAge},
+		{Name: DeadLetterStream, Subjects: []string{DeadLetterPrefix + ">"}, Storage: jetstream.FileStorage,
+			Duplicates: DefaultDuplicates, MaxAge: DefaultMaxAge},
+	} {
+		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
+		}
+	}
+	return b, nil
+}
+
+// Close closes the connection and stops an embedded server.
+func (b *Bus) Close() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+// Publish publishes an event with Nats-Msg-Id set to its id, and returns once
+// JetStream has stored it (or recognised a duplicate).
+func (b *Bus) Publish(ctx context.Context, e *event.Event) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("bus: event %s: %w", e.ID, err)
+	}
+	if _, err := b.js.Publish(ctx, e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+		return fmt.Errorf("bus: publish %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// Consumer returns the notifier's durable consumer of every event, creating it
+// on first use. Events not yet acknowledged survive restarts.
+func (b *Bus) Consumer(ctx context.Context, notifier string) (jetstream.Consumer, error) {
+	c, err := b.js.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+		Durable:       "notify-" + notifier,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.o.AckWait,
+		MaxDeliver:    -1, // the notifier counts attempts and dead-letters
+		MaxAckPending: 1000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: consumer %s: %w", notifier, err)
+	}
+	return c, nil
+}
+
+// DeadLetter stores an event that notifier could not deliver, with the reason.
+func (b *Bus) DeadLetter(ctx context.Context, notifier string, data []byte, eventID, reason string) error {
+	msg := nats.NewMsg(DeadLetterPrefix + notifier)
+	msg.Data = data
+	msg.Header.Set(HeaderError, reason)
+	msg.Header.Set(HeaderNotifier, notifier)
+	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(notifier+":"+eventID)); err != nil {
+		return fmt.Errorf("bus: dead letter %s: %w", eventID, err)
+	}
+	return nil
+}
+
+// DeadLetters counts the dead letters of a notifier.
+func (b *Bus) DeadLetters(ctx context.Context, notifier string) (uint64, error) {
+	s, err := b.js.Stream(ctx, DeadLetterStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(DeadLetterPrefix+notifier))
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+// Pending counts the events a notifier has not yet acknowledged.
+func (b *Bus) Pending(ctx context.Context, notifier string) (uint64, error) {
+	c, err := b.js.Consumer(ctx, EventsStream, "notify-"+notifier)
+	if err != nil {
+		return 0, fmt.Errorf("bus: consumer %s: %w", notifier, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("bus: consumer %s: %w", notifier, err)
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}

@@ -1,0 +1,344 @@
+// Package poll runs a provider's poll cycle: fetch a complete listing, diff it
+// against the last successful snapshot by fingerprint, evaluate the rules on
+// what changed, and commit snapshot, alert state and events in one store
+// transaction. A cycle whose fetch fails evaluates nothing and moves no state.
+package poll
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/rules"
+	"github.com/simwatch/simwatch/internal/store"
+)
+
+// Source is a provider account that can list its whole fleet.
+type Source interface {
+	Fetch(ctx context.Context) (fleet.Snapshot, error)
+}
+
+// RuleUnhealthy names the events a failing provider produces.
+const RuleUnhealthy = "provider_unhealthy"
+
+// Options configures a Poller.
+type Options struct {
+	Provider string
+	Source   Source
+	Store    *store.Store
+	// Rules returns the rule set to evaluate; it is called once per cycle so
+	// that a reloaded set takes effect at the next cycle.
+	Rules func() *rules.Set
+	// UnhealthyAfter failed cycles in a row emit a provider_unhealthy event;
+	// zero means 3.
+	UnhealthyAfter int
+	Now            func() time.Time
+	Logger         *slog.Logger
+	// Committed is called after each committed cycle, e.g. to wake the outbox relay.
+	Committed func()
+}
+
+// Poller runs cycles for one provider. Cycle must not be called concurrently.
+type Poller struct {
+	o        Options
+	cardFP   map[string]uint64 // fingerprints of the stored snapshot
+	poolFP   map[string]uint64
+	failures int
+}
+
+// New returns a poller. Its fingerprints are loaded from the store on the first cycle.
+func New(o Options) *Poller {
+	if o.UnhealthyAfter <= 0 {
+		o.UnhealthyAfter = 3
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Committed == nil {
+		o.Committed = func() {}
+	}
+	return &Poller{o: o}
+}
+
+// Result summarises a committed cycle.
+type Result struct {
+	Cards, Pools     int
+	Changed, Removed int // cards and pools
+	Events           int
+	Firing           int // active alerts in firing state after the cycle
+	Fetch, Commit    time.Duration
+}
+
+// Cycle runs one poll cycle.
+func (p *Poller) Cycle(ctx context.Context) (Result, error) {
+	now := p.o.Now().UTC()
+	start := time.Now()
+	snap, err := p.o.Source.Fetch(ctx)
+	fetched := time.Since(start)
+	if err != nil {
+		err = fmt.Errorf("poll %s: %w", p.o.Provider, err)
+		if ctx.Err() == nil {
+			if uerr := p.failed(now, err); uerr != nil {
+				return Result{}, errors.Join(err, uerr)
+			}
+		}
+		return Result{}, err
+	}
+	if p.cardFP == nil {
+		if err := p.loadFingerprints(); err != nil {
+			return Result{}, err
+		}
+	}
+	res, err := p.commit(now, snap)
+	res.Fetch, res.Commit = fetched, time.Since(start)-fetched
+	if err != nil {
+		return res, fmt.Errorf("poll %s: commit: %w", p.o.Provider, err)
+	}
+	p.failures = 0
+	p.o.Committed()
+	return res, nil
+}
+
+func (p *Poller) loadFingerprints() error {
+	cards, pools := map[string]uint64{}, map[string]uint64{}
+	err := p.o.Store.View(func(tx *store.Tx) error {
+		pt, err := tx.Provider(p.o.Provider)
+		if err != nil {
+			return err
+		}
+		if err := pt.ForEachCard(func(id string, enc []byte) error { cards[id] = store.Fingerprint(enc); return nil }); err != nil {
+			return err
+		}
+		return pt.ForEachPool(func(id string, enc []byte) error { pools[id] = store.Fingerprint(enc); return nil })
+	})
+	if err != nil {
+		return fmt.Errorf("poll %s: load snapshot: %w", p.o.Provider, err)
+	}
+	p.cardFP, p.poolFP = cards, pools
+	return nil
+}
+
+// change is one entity of the new listing that differs from the snapshot.
+type change[T any] struct {
+	cur *T
+	enc []byte
+	fp  uint64
+}
+
+// diff splits a listing into changed (or new) entities, unchanged ones, and
+// the ids of stored entities the listing no longer has.
+func diff[T any](items []T, id func(*T) string, encode func(*T) []byte, fps map[string]uint64) (changed []change[T], unchanged []*T, removed []string, next map[string]uint64) {
+	next = make(map[string]uint64, len(items))
+	for i := range items {
+		it := &items[i]
+		key := id(it)
+		if _, dup := next[key]; dup {
+			continue // a page boundary shifted during the listing; keep the first
+		}
+		enc := encode(it)
+		fp := store.Fingerprint(enc)
+		next[key] = fp
+		if old, ok := fps[key]; ok && old == fp {
+			unchanged = append(unchanged, it)
+			continue
+		}
+		changed = append(changed, change[T]{cur: it, enc: enc, fp: fp})
+	}
+	for key := range fps {
+		if _, ok := next[key]; !ok {
+			removed = append(removed, key)
+		}
+	}
+	return changed, unchanged, removed, next
+}
+
+func cardID(c *fleet.Card) string      { return c.ID }
+func poolID(p *fleet.Pool) string      { return p.ID }
+func encodeCard(c *fleet.Card) []byte  { return store.EncodeCard(nil, c) }
+func encodePool(pl *fleet.Pool) []byte { return store.EncodePool(pl) }
+
+func (p *Poller) commit(now time.Time, snap fleet.Snapshot) (Result, error) {
+	set := p.o.Rules()
+	cChanged, cSame, cRemoved, cardFP := diff(snap.Cards, cardID, encodeCard, p.cardFP)
+	pChanged, pSame, pRemoved, poolFP := diff(snap.Pools, poolID, encodePool, p.poolFP)
+	res := Result{Cards: len(cardFP), Pools: len(poolFP),
+		Changed: len(cChanged) + len(pChanged), Removed: len(cRemoved) + len(pRemoved)}
+	log := p.o.Logger.With("provider", p.o.Provider)
+
+	err := p.o.Store.Update(func(tx *store.Tx) error {
+		pt, err := tx.Provider(p.o.Provider)
+		if err != nil {
+			return err
+		}
+		meta, err := pt.Meta()
+		if err != nil {
+			return err
+		}
+		alerts, err := pt.Alerts()
+		if err != nil {
+			return err
+		}
+		full := meta.RulesHash != set.Hash // new or edited rules see the whole fleet once
+		cy := set.NewCycle(p.o.Provider, now, alerts)
+
+		for _, ch := range cChanged {
+			prev, ok, err := pt.Card(ch.cur.ID)
+			if err != nil {
+				return err
+			}
+			if ok {
+				cy.Card(&prev, ch.cur)
+			} else {
+				cy.Card(nil, ch.cur)
+			}
+			if err := pt.PutCard(ch.cur.ID, ch.enc); err != nil {
+				return err
+			}
+		}
+		for _, id := range cRemoved {
+			prev, _, err := pt.Card(id)
+			if err != nil {
+				return err
+			}
+			cy.Card(&prev, nil)
+			if err := pt.DeleteCard(id); err != nil {
+				return err
+			}
+		}
+		if full || set.HasClockRules(fleet.EntityCard) {
+			for _, c := range cSame {
+				cy.CardUnchanged(c, full)
+			}
+		}
+		for _, ch := range pChanged {
+			prev, ok, err := pt.Pool(ch.cur.ID)
+			if err != nil {
+				return err
+			}
+			if ok {
+				cy.Pool(&prev, ch.cur)
+			} else {
+				cy.Pool(nil, ch.cur)
+			}
+			if err := pt.PutPool(ch.cur.ID, ch.enc); err != nil {
+				return err
+			}
+		}
+		for _, id := range pRemoved {
+			prev, _, err := pt.Pool(id)
+			if err != nil {
+				return err
+			}
+			cy.Pool(&prev, nil)
+			if err := pt.DeletePool(id); err != nil {
+				return err
+			}
+		}
+		if full || set.HasClockRules(fleet.EntityPool) {
+			for _, pl := range pSame {
+				cy.PoolUnchanged(pl, full)
+			}
+		}
+		events, writes, evalErrs := cy.Finish()
+		for _, e := range evalErrs {
+			log.Warn("rule evaluation failed", "err", e)
+		}
+		for key, a := range writes {
+			if err := pt.PutAlert(key, a); err != nil {
+				return err
+			}
+			if a != nil && a.State == rules.StateFiring {
+				res.Firing++
+			}
+		}
+		for _, a := range alerts {
+			if a.State == rules.StateFiring && writes[a.Key()] == nil {
+				res.Firing++
+			}
+		}
+		if meta.Unhealthy {
+			events = append(events, p.healthEvent(event.KindResolved, now, meta, "provider "+p.o.Provider+" is answering again"))
+			meta.Unhealthy = false
+		}
+		if err := tx.AppendOutbox(events); err != nil {
+			return err
+		}
+		res.Events = len(events)
+		meta.Cycles++
+		meta.LastSuccess = now
+		meta.Failures = 0
+		meta.LastError = ""
+		meta.RulesHash = set.Hash
+		meta.Cards, meta.Pools = res.Cards, res.Pools
+		return pt.PutMeta(meta)
+	})
+	if err != nil {
+		return res, err
+	}
+	// Only a committed snapshot becomes the base of the next diff.
+	p.cardFP, p.poolFP = cardFP, poolFP
+	return res, nil
+}
+
+// failed records a failed cycle. Nothing about cards moves; after
+// UnhealthyAfter failures in a row one provider_unhealthy event is emitted.
+func (p *Poller) failed(now time.Time, cause error) error {
+	p.failures++
+	if p.failures < p.o.UnhealthyAfter {
+		return nil
+	}
+	return p.o.Store.Update(func(tx *store.Tx) error {
+		pt, err := tx.Provider(p.o.Provider)
+		if err != nil {
+			return err
+		}
+		meta, err := pt.Meta()
+		if err != nil {
+			return err
+		}
+		meta.Failures = p.failures
+		meta.LastFailure = now
+		meta.LastError = cause.Error()
+		if !meta.Unhealthy {
+			meta.Unhealthy, meta.UnhealthySince = true, now
+			msg := fmt.Sprintf("provider %s failed %d cycles in a row: %v", p.o.Provider, p.failures, cause)
+			if err := tx.AppendOutbox([]event.Event{p.healthEvent(event.KindFiring, now, meta, msg)}); err != nil {
+				return err
+			}
+			defer p.o.Committed()
+		}
+		return pt.PutMeta(meta)
+	})
+}
+
+// healthEvent is a provider_unhealthy event; its identity is the provider and
+// the time the outage was detected.
+func (p *Poller) healthEvent(kind string, now time.Time, meta store.Meta, summary string) event.Event {
+	since := meta.UnhealthySince
+	values, _ := json.Marshal(map[string]any{"provider": p.o.Provider, "last_success": meta.LastSuccess, "last_error": meta.LastError})
+	e := event.Event{
+		ID:         event.ID(p.o.Provider, "provider", p.o.Provider, RuleUnhealthy, kind, since, 0),
+		Kind:       kind,
+		Rule:       RuleUnhealthy,
+		Severity:   rules.SeverityCritical,
+		Summary:    summary,
+		Provider:   p.o.Provider,
+		Entity:     "provider",
+		EntityID:   p.o.Provider,
+		Values:     values,
+		StartsAt:   since,
+		ObservedAt: now,
+	}
+	if kind == event.KindResolved {
+		e.EndsAt = now
+	}
+	return e
+}
