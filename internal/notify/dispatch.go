@@ -92,8 +92,10 @@ func NewDispatcher(o Options) *Dispatcher {
 // ends are left unacknowledged, so the bus delivers them again later.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		batch, err := d.o.Consumer.Fetch(d.o.MaxEvents, jetstream.FetchMaxWait(time.Second))
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		batch, err := d.o.Consumer.Fetch(d.o.MaxEvents, jetstream.FetchContext(fctx))
 		if err != nil {
+			cancel()
 			if ctx.Err() != nil {
 				break
 			}
@@ -110,6 +112,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			d.log.Debug("fetch ended early", "err", err)
 		}
+		cancel()
 		if len(msgs) > 0 {
 			d.process(ctx, msgs)
 		}

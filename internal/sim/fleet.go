@@ -81,6 +81,9 @@ type FleetOptions struct {
 	Seed  uint64
 	// Start is the simulated date of day 0; zero means 2026-11-01 UTC.
 	Start time.Time
+	// Calm generates a fleet with nothing to alert on: every card active with
+	// no usage, every pool with room. Tests then change what they assert on.
+	Calm bool
 }
 
 var plans = []struct {
@@ -151,12 +154,15 @@ func NewFleet(o FleetOptions) *Fleet {
 		if i%7 == 0 {
 			c.Tags = "fleet-a"
 		}
+		if o.Calm {
+			c.Status, c.OperatorStatus, c.Used = gslInUse, -1, 0
+		}
 		f.cards = append(f.cards, c)
 		f.byICC[c.ICCID] = c
 	}
 	// The first pool is sold short so that it goes into overdraft within a
 	// few simulated days.
-	if len(f.pools) > 0 {
+	if len(f.pools) > 0 && !o.Calm {
 		f.pools[0].Total *= 0.35
 	}
 	return f

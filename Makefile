@@ -1,0 +1,21 @@
+GO ?= go
+
+.PHONY: build test demo lint bench
+
+build:
+	$(GO) build -o bin/watcher ./cmd/watcher
+
+# Every test, with the race detector, plus a check of the shipped rules.
+test:
+	$(GO) test -race -count=1 ./...
+	$(GO) run ./cmd/watcher rules check rules.example.yaml
+
+demo:
+	$(GO) run ./cmd/watcher demo
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,279 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/simwatch/simwatch/internal/app"
+	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/notify/webhook"
+	"github.com/simwatch/simwatch/internal/sim"
+)
+
+const e2eRules = `rules:
+  - name: card_low_flow
+    on: card
+    when: status == "active" && flow_left < 10
+    summary: 'Card {{ .iccid }} has {{ .flow_left }} MB left'
+    repeat: 24h
+  - name: card_suspended
+    on: card
+    when: prev.status == "active" && status == "suspended"
+    severity: critical
+    summary: 'Card {{ .iccid }}: {{ .prev.status }} → {{ .status }}'
+  - name: sim_swap
+    on: card
+    when: changed("imei") && prev.imei != ""
+    severity: critical
+  - name: pool_overdraft
+    on: pool
+    when: flow_left < 0
+    severity: critical
+    repeat: 24h
+`
+
+const hookSecret = "hook-secret-value"
+
+// receiver is a webhook receiver that verifies every signature, as a careful
+// consumer would, and records what it accepted.
+type receiver struct {
+	t        *testing.T
+	mu       sync.Mutex
+	accepted []event.Event
+	attempts map[string]int // per Idempotency-Key
+	failNext int            // answer 503 to this many posts
+	status   int            // when set, answer this status to every post
+}
+
+func newReceiver(t *testing.T) (*receiver, *httptest.Server) {
+	r := &receiver{t: t, attempts: map[string]int{}}
+	ts := httptest.NewServer(r)
+	t.Cleanup(ts.Close)
+	return r, ts
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	ts, sig := req.Header.Get(webhook.HeaderTimestamp), req.Header.Get(webhook.HeaderSignature)
+	if !webhook.Verify(hookSecret, ts, sig, body, time.Now(), 5*time.Minute) {
+		r.t.Errorf("bad webhook signature %q for timestamp %q", sig, ts)
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var p webhook.Payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		r.t.Errorf("bad webhook body: %v", err)
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	key := req.Header.Get(webhook.HeaderIdempotency)
+	if len(p.Events) == 1 && key != p.Events[0].ID {
+		r.t.Errorf("Idempotency-Key %q, want the event id %q", key, p.Events[0].ID)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts[key]++
+	if r.status != 0 {
+		http.Error(w, "nope", r.status)
+		return
+	}
+	if r.failNext > 0 {
+		r.failNext--
+		http.Error(w, "try later", http.StatusServiceUnavailable)
+		return
+	}
+	require.Equal(r.t, "1", p.Version)
+	require.Equal(r.t, "crm", p.Receiver)
+	r.accepted = append(r.accepted, p.Events...)
+}
+
+// take returns the events accepted since the last call, as "kind rule iccid-or-id".
+func (r *receiver) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.accepted {
+		id := e.ICCID
+		if id == "" {
+			id = e.EntityID
+		}
+		out = append(out, e.Kind+" "+e.Rule+" "+id)
+	}
+	r.accepted = nil
+	sort.Strings(out)
+	return out
+}
+
+type env struct {
+	t      *testing.T
+	sim    *sim.Server
+	simURL string
+	recv   *receiver
+	config string
+	iccids []string
+	pools  []int64
+}
+
+func newEnv(t *testing.T, extraConfig string) *env {
+	t.Helper()
+	fleet := sim.NewFleet(sim.FleetOptions{Cards: 60, Pools: 2, Seed: 3, Calm: true})
+	s := sim.NewServer(sim.Options{Fleet: fleet, Keys: map[string]string{"e2e-ak": "e2e-sk"}})
+	simTS := httptest.NewServer(s.Handler())
+	t.Cleanup(simTS.Close)
+	recv, hookTS := newReceiver(t)
+
+	dir := t.TempDir()
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	require.NoError(t, os.WriteFile(rulesPath, []byte(e2eRules), 0o644))
+	t.Setenv("E2E_SK", "e2e-sk")
+	t.Setenv("E2E_HOOK_SECRET", hookSecret)
+	cfg := fmt.Sprintf(`data_dir: %s
+rule_files: [%s]
+providers:
+  - {name: hw, type: huawei-gsl, endpoint: %s, auth: {ak: e2e-ak, sk: "${E2E_SK}"},
+     page_size: 25, rate: 100, retries: 1}
+notifiers:
+  - {name: crm, type: webhook, url: %s, secret: "${E2E_HOOK_SECRET}", backoff: 5ms, max_backoff: 20ms, max_deliver: 4}
+%s`, filepath.Join(dir, "data"), rulesPath, simTS.URL, hookTS.URL, extraConfig)
+	cfgPath := filepath.Join(dir, "watcher.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
+	return &env{t: t, sim: s, simURL: simTS.URL, recv: recv, config: cfgPath, iccids: fleet.CardICCIDs(), pools: fleet.PoolIDs()}
+}
+
+// once runs `watcher run --config F --once` in process and returns its exit
+// status and output.
+func (e *env) once() (int, string) {
+	e.t.Helper()
+	var out, errOut bytes.Buffer
+	code := app.Main(context.Background(), []string{"run", "--config", e.config, "--once", "--timeout", "30s"}, &out, &errOut)
+	return code, out.String() + errOut.String()
+}
+
+func (e *env) patchCard(i int, patch string) {
+	e.t.Helper()
+	var p sim.CardPatch
+	require.NoError(e.t, json.Unmarshal([]byte(patch), &p))
+	require.NoError(e.t, e.sim.Fleet().PatchCard(e.iccids[i], p))
+}
+
+func TestOnceCycleAfterCycle(t *testing.T) {
+	e := newEnv(t, "")
+	total := 1e9 // the calm fleet's pools have room; 1 MB makes one overdraw
+	tiny := 1.0
+	steps := []struct {
+		name string
+		act  func()
+		want []string
+		code int
+	}{
+		{name: "first sight fires nothing", want: nil},
+		{name: "low flow fires", act: func() { e.patchCard(1, `{"flow_used": 99995, "flow_total": 100000}`) },
+			want: []string{"firing card_low_flow " + e.iccids[1]}},
+		{name: "still low: no repeat within 24h", want: nil},
+		{name: "suspended: one transition", act: func() { e.patchCard(2, `{"sim_status": 14, "operator_status": 5}`) },
+			want: []string{"transition card_suspended " + e.iccids[2]}},
+		{name: "IMEI change: one transition", act: func() { e.patchCard(3, `{"imei": "869999999999999"}`) },
+			want: []string{"transition sim_swap " + e.iccids[3]}},
+		{name: "topped up: resolved", act: func() { e.patchCard(1, `{"flow_used": 0}`) },
+			want: []string{"resolved card_low_flow " + e.iccids[1]}},
+		{name: "pool overdraft fires", act: func() {
+			require.NoError(t, e.sim.Fleet().PatchPool(e.pools[0], sim.PoolPatch{FlowTotal: &tiny}))
+			e.patchCard(0, `{"flow_used": 5}`) // a member of pool 1 uses data
+		}, want: []string{"firing pool_overdraft " + fmt.Sprint(e.pools[0])}},
+		{name: "overdraft does not repeat within repeat", want: nil},
+		{name: "provider fails mid-listing: no events, non-zero exit", act: func() {
+			e.sim.AddFault(sim.Fault{Kind: sim.FaultError, Path: "sim-cards", Page: 2})
+			e.patchCard(4, `{"flow_used": 99995, "flow_total": 100000}`)
+			e.patchCard(1, `{"flow_used": 99995}`)
+			require.NoError(t, e.sim.Fleet().PatchPool(e.pools[0], sim.PoolPatch{FlowTotal: &total}))
+		}, code: 1},
+		{name: "next good cycle carries on", act: func() { e.sim.ClearFaults() }, want: []string{
+			"firing card_low_flow " + e.iccids[1],
+			"firing card_low_flow " + e.iccids[4],
+			"resolved pool_overdraft " + fmt.Sprint(e.pools[0]),
+		}},
+		{name: "nothing changed: nothing emitted", want: nil},
+	}
+	for _, st := range steps {
+		if st.act != nil {
+			st.act()
+		}
+		code, out := e.once()
+		require.Equal(t, st.code, code, "%s: exit status; output:\n%s", st.name, out)
+		got := e.recv.take()
+		want := slices.Clone(st.want)
+		sort.Strings(want)
+		require.Equal(t, want, got, st.name)
+		if st.code != 0 {
+			require.Contains(t, out, "GSL.00010003", st.name)
+			require.Contains(t, out, "page 2", st.name)
+		}
+		require.NotContains(t, out, "e2e-sk", "secret in output")
+		require.NotContains(t, out, hookSecret, "secret in output")
+	}
+	require.Zero(t, e.sim.Stats().Rejected, "every request correctly signed")
+}
+
+func TestOnceReceiverOutageRetriesSameID(t *testing.T) {
+	e := newEnv(t, "")
+	code, out := e.once()
+	require.Zero(t, code, out)
+	e.patchCard(5, `{"sim_status": 14}`)
+	e.recv.failNext = 2
+	code, out = e.once()
+	require.Zero(t, code, out)
+	require.Equal(t, []string{"transition card_suspended " + e.iccids[5]}, e.recv.take())
+	require.Len(t, e.recv.attempts, 1, "every attempt carried the same Idempotency-Key")
+	for _, n := range e.recv.attempts {
+		require.Equal(t, 3, n)
+	}
+}
+
+func TestOnceReceiverRejectsDeadLetters(t *testing.T) {
+	e := newEnv(t, "")
+	code, out := e.once()
+	require.Zero(t, code, out)
+	e.patchCard(6, `{"imei": "860000000000001"}`)
+	e.recv.status = http.StatusBadRequest // permanent: not retried
+	code, out = e.once()
+	require.Zero(t, code, out)
+	require.Empty(t, e.recv.take())
+	require.Len(t, e.recv.attempts, 1)
+	for _, n := range e.recv.attempts {
+		require.Equal(t, 1, n, "a 400 is not retried")
+	}
+	require.Contains(t, out, "event dead-lettered")
+	require.Contains(t, out, "permanent error: webhook: HTTP 400")
+
+	// The dead letter does not come back on the next run.
+	e.recv.status = 0
+	code, out = e.once()
+	require.Zero(t, code, out)
+	require.Empty(t, e.recv.take())
+}
+
+func TestBadConfigRefusesToStart(t *testing.T) {
+	e := newEnv(t, "")
+	raw, err := os.ReadFile(e.config)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(e.config, []byte(strings.Replace(string(raw), "page_size: 25", "page_size: 5", 1)), 0o644))
+	code, out := e.once()
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "watcher.yaml:5:")
+	require.Contains(t, out, "providers[0].page_size: 5 is out of range")
+}
