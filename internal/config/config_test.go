@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -63,4 +64,13 @@ func TestParseErrors(t *testing.T) {
 			require.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	raw, err := os.ReadFile("../../watcher.example.yaml")
+	require.NoError(t, err)
+	c, err := Parse("watcher.example.yaml", raw, env(map[string]string{"HW_AK": "a", "HW_SK": "b", "HOOK_SECRET": "c"}))
+	require.NoError(t, err)
+	require.Len(t, c.Providers, 1)
+	require.Len(t, c.Notifiers, 2)
 }

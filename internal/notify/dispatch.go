@@ -92,7 +92,9 @@ func NewDispatcher(o Options) *Dispatcher {
 // ends are left unacknowledged, so the bus delivers them again later.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		// Collect a batch for less than the ack wait, so that nothing in it is
+		// redelivered before it is even processed.
+		fctx, cancel := context.WithTimeout(ctx, min(time.Second, d.o.AckWait/2))
 		batch, err := d.o.Consumer.Fetch(d.o.MaxEvents, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()
@@ -121,14 +123,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 type item struct {
-	msg jetstream.Msg
-	ev  event.Event
+	msg  jetstream.Msg
+	ev   event.Event
+	dups []jetstream.Msg // redeliveries of the same event in the same batch
 }
 
 // process runs the stages over one fetched batch.
 func (d *Dispatcher) process(ctx context.Context, msgs []jetstream.Msg) {
 	var groups [][]item
 	index := map[string]int{}
+	seen := map[string][2]int{} // event id → group, position
 	for _, m := range msgs {
 		var ev event.Event
 		if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.ID == "" {
@@ -151,6 +155,11 @@ func (d *Dispatcher) process(ctx context.Context, msgs []jetstream.Msg) {
 			d.ack(ctx, m)
 			continue
 		}
+		if at, dup := seen[ev.ID]; dup {
+			it := &groups[at[0]][at[1]]
+			it.dups = append(it.dups, m)
+			continue
+		}
 		// Group per rule, keeping order within each group.
 		i, ok := index[ev.Rule]
 		if !ok {
@@ -158,6 +167,7 @@ func (d *Dispatcher) process(ctx context.Context, msgs []jetstream.Msg) {
 			index[ev.Rule] = i
 			groups = append(groups, nil)
 		}
+		seen[ev.ID] = [2]int{i, len(groups[i])}
 		groups[i] = append(groups[i], item{msg: m, ev: ev})
 	}
 	for _, g := range groups {
@@ -196,6 +206,9 @@ func (d *Dispatcher) deliver(ctx context.Context, g []item) {
 		}
 		for _, it := range g {
 			d.ack(ctx, it.msg)
+			for _, m := range it.dups {
+				d.ack(ctx, m)
+			}
 			d.log.Debug("delivered", "event_id", it.ev.ID, "rule", it.ev.Rule, "attempts", attempts)
 		}
 		d.Stats.Delivered.Add(int64(len(g)))
@@ -221,6 +234,9 @@ func (d *Dispatcher) deadLetter(ctx context.Context, g []item, reason string) {
 		d.log.Warn("event dead-lettered", "event_id", it.ev.ID, "rule", it.ev.Rule, "reason", reason)
 		d.Stats.DeadLettered.Add(1)
 		d.ack(ctx, it.msg)
+		for _, m := range it.dups {
+			d.ack(ctx, m)
+		}
 	}
 }
 

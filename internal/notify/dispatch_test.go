@@ -159,7 +159,7 @@ func TestUnackedEventRedeliveredAfterStop(t *testing.T) {
 	stop() // the receiver never answered
 	require.Empty(t, held.seen())
 
-	next := &recorder{got: make(chan string, 1)}
+	next := &recorder{got: make(chan string, 10)}
 	defer f.run(t, "crm", next)()
 	select {
 	case id := <-next.got:
@@ -168,6 +168,7 @@ func TestUnackedEventRedeliveredAfterStop(t *testing.T) {
 		t.Fatal("event not redelivered")
 	}
 	pendingZero(t, f.bus, "crm")
+	require.Equal(t, []string{"e1"}, next.seen(), "delivered once")
 }
 
 func TestPermanentFailureDeadLetters(t *testing.T) {

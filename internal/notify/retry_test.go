@@ -14,7 +14,7 @@ import (
 
 type retryAfterErr struct{ d time.Duration }
 
-func (e retryAfterErr) Error() string              { return "slow down" }
+func (e retryAfterErr) Error() string             { return "slow down" }
 func (e retryAfterErr) RetryAfter() time.Duration { return e.d }
 
 func TestRetry(t *testing.T) {

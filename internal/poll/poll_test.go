@@ -1,0 +1,170 @@
+package poll
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/provider/gsl"
+	"github.com/simwatch/simwatch/internal/rules"
+	"github.com/simwatch/simwatch/internal/sim"
+	"github.com/simwatch/simwatch/internal/store"
+)
+
+const lowRule = `rules:
+  - {name: card_low_flow, on: card, when: 'flow_left < 10'}
+`
+
+type rig struct {
+	t      *testing.T
+	sim    *sim.Server
+	client *gsl.Client
+	store  *store.Store
+	set    *rules.Set
+	now    time.Time
+	iccids []string
+}
+
+func newRig(t *testing.T, rulesSrc string) *rig {
+	t.Helper()
+	s := sim.NewServer(sim.Options{Fleet: sim.NewFleet(sim.FleetOptions{Cards: 30, Pools: 2, Seed: 9, Calm: true})})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	c, err := gsl.New(gsl.Options{Name: "hw", Endpoint: ts.URL, Token: "t", PageSize: 10, Rate: 1000, Retries: -1})
+	require.NoError(t, err)
+	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	set, err := rules.Parse("r.yaml", []byte(rulesSrc), rules.LoadOptions{})
+	require.NoError(t, err)
+	return &rig{t: t, sim: s, client: c, store: st, set: set, now: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), iccids: s.Fleet().CardICCIDs()}
+}
+
+func (r *rig) poller() *Poller {
+	return New(Options{Provider: "hw", Source: r.client, Store: r.store, Rules: func() *rules.Set { return r.set },
+		UnhealthyAfter: 2, Now: func() time.Time { return r.now }})
+}
+
+// outbox returns and clears the events committed so far, as "kind rule id".
+func (r *rig) outbox() []string {
+	entries, err := r.store.Outbox(1000)
+	require.NoError(r.t, err)
+	var out []string
+	var seqs []uint64
+	for _, e := range entries {
+		out = append(out, e.Event.Kind+" "+e.Event.Rule+" "+e.Event.EntityID)
+		seqs = append(seqs, e.Seq)
+	}
+	require.NoError(r.t, r.store.DeleteOutbox(seqs...))
+	return out
+}
+
+func (r *rig) low(i int, used float64) {
+	total := 100.0
+	require.NoError(r.t, r.sim.Fleet().PatchCard(r.iccids[i], sim.CardPatch{FlowUsed: &used, FlowTotal: &total}))
+}
+
+func TestProviderOutageMovesNoStateAndSignalsOnce(t *testing.T) {
+	r := newRig(t, lowRule)
+	p := r.poller()
+	ctx := context.Background()
+	res, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 30, res.Cards)
+	require.Empty(t, r.outbox())
+
+	r.low(1, 95) // not a pool member, so only the card changes
+	r.sim.AddFault(sim.Fault{Kind: sim.FaultError, Path: "sim-cards", Page: 3})
+	for range 3 {
+		r.now = r.now.Add(10 * time.Minute)
+		_, err = p.Cycle(ctx)
+		require.ErrorContains(t, err, "poll hw: gsl: GET /v1/sim-cards page 3: HTTP 500 GSL.00010003")
+	}
+	require.Equal(t, []string{"firing provider_unhealthy hw"}, r.outbox(), "one signal, no card events")
+
+	r.sim.ClearFaults()
+	r.now = r.now.Add(10 * time.Minute)
+	res, err = p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Changed)
+	require.ElementsMatch(t, []string{"firing card_low_flow 4900000000002", "resolved provider_unhealthy hw"}, r.outbox())
+}
+
+func TestUnchangedFleetCostsNothingAcrossRestart(t *testing.T) {
+	r := newRig(t, lowRule)
+	ctx := context.Background()
+	r.low(2, 99)
+	_, err := r.poller().Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"firing card_low_flow 4900000000003"}, r.outbox())
+
+	// A new poller (a restarted watcher) diffs against the stored snapshot.
+	p := r.poller()
+	r.now = r.now.Add(time.Hour)
+	res, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Changed)
+	require.Equal(t, 1, res.Firing)
+	require.Empty(t, r.outbox())
+
+	r.low(2, 0)
+	res, err = p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Changed)
+	require.Equal(t, []string{"resolved card_low_flow 4900000000003"}, r.outbox())
+}
+
+func TestNewRuleSeesUnchangedCards(t *testing.T) {
+	r := newRig(t, `rules:
+  - {name: suspended, on: card, when: 'status == "suspended"'}
+`)
+	ctx := context.Background()
+	r.low(4, 97)
+	_, err := r.poller().Cycle(ctx)
+	require.NoError(t, err)
+	require.Empty(t, r.outbox())
+
+	r.set, err = rules.Parse("r.yaml", []byte(lowRule), rules.LoadOptions{})
+	require.NoError(t, err)
+	res, err := r.poller().Cycle(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Changed)
+	require.Equal(t, []string{"firing card_low_flow 4900000000005"}, r.outbox(), "the edited set evaluated the whole fleet")
+	_, err = r.poller().Cycle(ctx)
+	require.NoError(t, err)
+	require.Empty(t, r.outbox(), "and only once")
+}
+
+func TestRemovedCardResolves(t *testing.T) {
+	r := newRig(t, lowRule)
+	ctx := context.Background()
+	r.low(7, 99)
+	p := r.poller()
+	_, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Len(t, r.outbox(), 1)
+	require.NoError(t, r.sim.Fleet().RemoveCard(r.iccids[7]))
+	res, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 29, res.Cards)
+	require.Equal(t, 1, res.Removed)
+	require.Equal(t, []string{"resolved card_low_flow 4900000000008"}, r.outbox())
+}
+
+func TestEventsCarryCycleTime(t *testing.T) {
+	r := newRig(t, lowRule)
+	r.low(1, 99)
+	_, err := r.poller().Cycle(context.Background())
+	require.NoError(t, err)
+	entries, err := r.store.Outbox(10)
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	e := entries[0].Event
+	require.Equal(t, r.now, e.ObservedAt)
+	require.Equal(t, event.ID("hw", "card", "4900000000002", "card_low_flow", event.KindFiring, r.now, 0), e.ID)
+}
