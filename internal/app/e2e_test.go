@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/simwatch/simwatch/internal/app"
@@ -276,4 +277,21 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "watcher.yaml:5:")
 	require.Contains(t, out, "providers[0].page_size: 5 is out of range")
+}
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+func TestOnceWithExternalNATS(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	require.NoError(t, err)
+	srv.Start()
+	require.True(t, srv.ReadyForConnections(5*time.Second))
+	defer srv.Shutdown()
+	e := newEnv(t, "nats: {url: \""+srv.ClientURL()+"\"}\n")
+	code, out := e.once()
+	require.Zero(t, code, out)
+	e.patchCard(8, `{"sim_status": 14}`)
+	code, out = e.once()
+	require.Zero(t, code, out)
+	require.Equal(t, []string{"transition card_suspended " + e.iccids[8]}, e.recv.take())
 }
