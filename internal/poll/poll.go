@@ -165,6 +165,55 @@ func poolID(p *fleet.Pool) string      { return p.ID }
 func encodeCard(c *fleet.Card) []byte  { return store.EncodeCard(nil, c) }
 func encodePool(pl *fleet.Pool) []byte { return store.EncodePool(pl) }
 
+// entityStore is how one kind of entity (cards or pools) is read, written and
+// evaluated within a cycle's transaction.
+type entityStore[T any] struct {
+	id    func(*T) string
+	get   func(id string) (T, bool, error)
+	put   func(id string, enc []byte) error
+	del   func(id string) error
+	eval  func(prev, cur *T)
+	same  func(cur *T, all bool)
+	clock bool // some condition rule reads the clock
+}
+
+// apply evaluates and writes what changed, evaluates and deletes what is
+// gone, and evaluates unchanged entities only when the clock or a new rule
+// set asks for it.
+func (s entityStore[T]) apply(changed []change[T], removed []string, same []*T, full bool) error {
+	for _, ch := range changed {
+		id := s.id(ch.cur)
+		prev, ok, err := s.get(id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.eval(&prev, ch.cur)
+		} else {
+			s.eval(nil, ch.cur)
+		}
+		if err := s.put(id, ch.enc); err != nil {
+			return err
+		}
+	}
+	for _, id := range removed {
+		prev, _, err := s.get(id)
+		if err != nil {
+			return err
+		}
+		s.eval(&prev, nil)
+		if err := s.del(id); err != nil {
+			return err
+		}
+	}
+	if full || s.clock {
+		for _, cur := range same {
+			s.same(cur, full)
+		}
+	}
+	return nil
+}
+
 func (p *Poller) commit(now time.Time, snap fleet.Snapshot) (Result, error) {
 	set := p.o.Rules()
 	cChanged, cSame, cRemoved, cardFP := diff(snap.Cards, cardID, encodeCard, p.cardFP)
@@ -189,63 +238,15 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot) (Result, error) {
 		full := meta.RulesHash != set.Hash // new or edited rules see the whole fleet once
 		cy := set.NewCycle(p.o.Provider, now, alerts)
 
-		for _, ch := range cChanged {
-			prev, ok, err := pt.Card(ch.cur.ID)
-			if err != nil {
-				return err
-			}
-			if ok {
-				cy.Card(&prev, ch.cur)
-			} else {
-				cy.Card(nil, ch.cur)
-			}
-			if err := pt.PutCard(ch.cur.ID, ch.enc); err != nil {
-				return err
-			}
+		cards := entityStore[fleet.Card]{id: cardID, get: pt.Card, put: pt.PutCard, del: pt.DeleteCard,
+			eval: cy.Card, same: cy.CardUnchanged, clock: set.HasClockRules(fleet.EntityCard)}
+		if err := cards.apply(cChanged, cRemoved, cSame, full); err != nil {
+			return err
 		}
-		for _, id := range cRemoved {
-			prev, _, err := pt.Card(id)
-			if err != nil {
-				return err
-			}
-			cy.Card(&prev, nil)
-			if err := pt.DeleteCard(id); err != nil {
-				return err
-			}
-		}
-		if full || set.HasClockRules(fleet.EntityCard) {
-			for _, c := range cSame {
-				cy.CardUnchanged(c, full)
-			}
-		}
-		for _, ch := range pChanged {
-			prev, ok, err := pt.Pool(ch.cur.ID)
-			if err != nil {
-				return err
-			}
-			if ok {
-				cy.Pool(&prev, ch.cur)
-			} else {
-				cy.Pool(nil, ch.cur)
-			}
-			if err := pt.PutPool(ch.cur.ID, ch.enc); err != nil {
-				return err
-			}
-		}
-		for _, id := range pRemoved {
-			prev, _, err := pt.Pool(id)
-			if err != nil {
-				return err
-			}
-			cy.Pool(&prev, nil)
-			if err := pt.DeletePool(id); err != nil {
-				return err
-			}
-		}
-		if full || set.HasClockRules(fleet.EntityPool) {
-			for _, pl := range pSame {
-				cy.PoolUnchanged(pl, full)
-			}
+		pools := entityStore[fleet.Pool]{id: poolID, get: pt.Pool, put: pt.PutPool, del: pt.DeletePool,
+			eval: cy.Pool, same: cy.PoolUnchanged, clock: set.HasClockRules(fleet.EntityPool)}
+		if err := pools.apply(pChanged, pRemoved, pSame, full); err != nil {
+			return err
 		}
 		events, writes, evalErrs := cy.Finish()
 		for _, e := range evalErrs {

@@ -7,6 +7,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -219,7 +220,7 @@ func (f *Fleet) note(format string, args ...any) {
 	f.events = append(f.events, fmt.Sprintf(format, args...))
 }
 
-func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
+func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 type poolStats struct {
 	used                          float64
