@@ -11,18 +11,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/provider"
 )
 
 // Defaults for a zero Options field.
@@ -64,7 +62,7 @@ type Options struct {
 // Client lists one GSL account. It is safe for concurrent use.
 type Client struct {
 	o       Options
-	limiter *rate.Limiter
+	retrier *provider.Retrier
 	tokens  *tokenCache
 }
 
@@ -120,7 +118,8 @@ func New(o Options) (*Client, error) {
 		return nil, errors.New("gsl: AK/SK signing needs both keys")
 	}
 	burst := o.Concurrency
-	c := &Client{o: o, limiter: rate.NewLimiter(rate.Limit(o.Rate), burst)}
+	c := &Client{o: o, retrier: &provider.Retrier{Name: o.Name, Retries: o.Retries, Backoff: o.Backoff,
+		MaxBackoff: o.MaxBackoff, Limiter: rate.NewLimiter(rate.Limit(o.Rate), burst), Logger: o.Logger}}
 	if o.IAM != nil {
 		c.tokens = &tokenCache{auth: *o.IAM, http: o.HTTPClient, now: o.Now}
 	}
@@ -183,45 +182,10 @@ func listAll[T any](ctx context.Context, c *Client, path string, decode pageDeco
 		return nil, err
 	}
 	pages := int((count + int64(c.o.PageSize) - 1) / int64(c.o.PageSize))
-	if pages <= 1 {
-		return first, nil
-	}
-	results := make([][]T, pages)
-	results[0] = first
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(c.o.Concurrency, pages-1) {
-		wg.Go(func() {
-			for page := range next {
-				items, _, err := fetchPage(ctx, c, path, page, decode)
-				if err != nil {
-					cancel(err)
-					continue
-				}
-				results[page-1] = items
-			}
-		})
-	}
-feed:
-	for page := 2; page <= pages; page++ {
-		select {
-		case next <- page:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	out := make([]T, 0, count)
-	for _, r := range results {
-		out = append(out, r...)
-	}
-	return out, nil
+	return provider.Pages(ctx, c.o.Concurrency, pages, first, func(ctx context.Context, page int) ([]T, error) {
+		items, _, err := fetchPage(ctx, c, path, page, decode)
+		return items, err
+	})
 }
 
 func fetchPage[T any](ctx context.Context, c *Client, path string, page int, decode pageDecoder[T]) ([]T, int64, error) {
@@ -241,34 +205,14 @@ func fetchPage[T any](ctx context.Context, c *Client, path string, page int, dec
 }
 
 // do sends one request with retries: retryable API errors, bad pages and
-// transport timeouts are retried with capped exponential backoff and jitter.
+// transport failures are retried with capped exponential backoff and jitter.
 func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, body []byte, handle func(body []byte, requestID string) error) error {
-	var err error
-	for attempt := 0; ; attempt++ {
-		err = c.attempt(ctx, op, method, path, q, body, handle)
-		if err == nil || ctx.Err() != nil || !retryable(err) || attempt >= c.o.Retries {
-			return err
-		}
-		wait := backoff(c.o.Backoff, c.o.MaxBackoff, attempt)
-		var apiErr *APIError
-		if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
-			wait = apiErr.RetryAfter
-		}
-		c.o.Logger.Warn("gsl request failed, retrying", "provider", c.o.Name, "op", op, "attempt", attempt+1, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (after: %w)", ctx.Err(), err)
-		case <-t.C:
-		}
-	}
+	return c.retrier.Do(ctx, op, func(ctx context.Context) error {
+		return c.attempt(ctx, op, method, path, q, body, handle)
+	})
 }
 
 func (c *Client) attempt(ctx context.Context, op, method, path string, q url.Values, body []byte, handle func([]byte, string) error) error {
-	if err := c.limiter.Wait(ctx); err != nil {
-		return fmt.Errorf("gsl: %s: %w", op, err)
-	}
 	rctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	u := c.o.Endpoint + path
@@ -287,13 +231,13 @@ func (c *Client) attempt(ctx context.Context, op, method, path string, q url.Val
 	}
 	resp, err := c.o.HTTPClient.Do(req)
 	if err != nil {
-		return &transportError{op: op, err: err, timeout: rctx.Err() != nil && ctx.Err() == nil}
+		return &provider.TransportError{Op: "gsl: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	requestID := resp.Header.Get("X-Request-Id")
 	if err != nil {
-		return &transportError{op: op, err: err, timeout: rctx.Err() != nil && ctx.Err() == nil}
+		return &provider.TransportError{Op: "gsl: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
 	}
 	if resp.StatusCode == http.StatusUnauthorized && c.tokens != nil {
 		c.tokens.invalidate()
@@ -308,7 +252,7 @@ func (c *Client) attempt(ctx context.Context, op, method, path string, q url.Val
 			e.Code, e.Message = eb.Code, eb.Msg
 		}
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			e.RetryAfter = time.Duration(s) * time.Second
+			e.retryAfter = time.Duration(s) * time.Second
 		}
 		return e
 	}
@@ -329,47 +273,4 @@ func (c *Client) authenticate(ctx context.Context, req *http.Request, body []byt
 		req.Header.Set("X-Auth-Token", tok)
 	}
 	return nil
-}
-
-// transportError is a request that got no answer: connection refused, reset,
-// or the per-request timeout.
-type transportError struct {
-	op      string
-	err     error
-	timeout bool
-}
-
-func (e *transportError) Error() string {
-	if e.timeout {
-		return fmt.Sprintf("gsl: %s: timed out: %v", e.op, e.err)
-	}
-	return fmt.Sprintf("gsl: %s: %v", e.op, e.err)
-}
-
-func (e *transportError) Unwrap() error { return e.err }
-
-func retryable(err error) bool {
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.Retryable()
-	}
-	var pageErr *PageError
-	if errors.As(err, &pageErr) {
-		return true
-	}
-	var tErr *transportError
-	if errors.As(err, &tErr) {
-		var ne net.Error
-		return tErr.timeout || errors.As(tErr.err, &ne) || errors.Is(tErr.err, io.ErrUnexpectedEOF) || errors.Is(tErr.err, io.EOF)
-	}
-	return false
-}
-
-// backoff is base·2^attempt capped at max, with jitter in [d/2, d].
-func backoff(base, max time.Duration, attempt int) time.Duration {
-	d := base << min(attempt, 30)
-	if d > max || d <= 0 {
-		d = max
-	}
-	return d/2 + rand.N(d/2+1)
 }

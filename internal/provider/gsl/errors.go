@@ -21,7 +21,7 @@ type APIError struct {
 	Code       string
 	Message    string
 	RequestID  string
-	RetryAfter time.Duration // from Retry-After, when the server sent one
+	retryAfter time.Duration // from Retry-After, when the server sent one
 }
 
 func (e *APIError) Error() string {
@@ -49,6 +49,12 @@ func (e *APIError) Retryable() bool {
 	return e.Status >= 500 || e.Code == CodeSystemBusy || e.RateLimited()
 }
 
+// Temporary is Retryable, for the shared retrier.
+func (e *APIError) Temporary() bool { return e.Retryable() }
+
+// RetryAfter is the wait GSL asked for, if any.
+func (e *APIError) RetryAfter() time.Duration { return e.retryAfter }
+
 // PageError is a page whose body was not a valid listing: malformed JSON or a
 // record missing what identifies it. It is retried (the body may have been
 // cut short) and fails the cycle if it persists.
@@ -67,3 +73,6 @@ func (e *PageError) Error() string {
 }
 
 func (e *PageError) Unwrap() error { return e.Err }
+
+// Temporary is true: a bad page may have been cut short on the way.
+func (e *PageError) Temporary() bool { return true }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/simwatch/simwatch/internal/provider"
 )
 
 // IAMAuth is Huawei IAM password authentication: the client obtains a token
@@ -92,7 +94,7 @@ func (t *tokenCache) fetch(ctx context.Context) (string, time.Time, error) {
 	req.Header.Set("Content-Type", "application/json;charset=utf8")
 	resp, err := t.http.Do(req)
 	if err != nil {
-		return "", time.Time{}, &transportError{op: "iam " + op, err: err}
+		return "", time.Time{}, &provider.TransportError{Op: "gsl: iam " + op, Err: err}
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
