@@ -44,6 +44,8 @@ type Card struct {
 	DeviceStatus   int               `json:"device_status" expr:"device_status"`
 	SignalLevel    string            `json:"signal_level" expr:"signal_level"`
 	NetworkType    string            `json:"network_type" expr:"network_type"`
+	Vendor         string            `json:"vendor,omitempty" expr:"vendor"` // LinkCard: CMCC, CUCC, CTCC, VNO
+	APN            string            `json:"apn,omitempty" expr:"apn"`
 }
 
 // Pool is one data ("flow") pool. FlowLeft is negative when the pool is in overdraft.

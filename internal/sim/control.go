@@ -16,6 +16,7 @@ const (
 	FaultThrottle  = "throttle"  // answer 403 GSL.00016016 with Retry-After
 	FaultSlow      = "slow"      // wait Delay, then answer normally
 	FaultMalformed = "malformed" // answer 200 with a body cut short
+	FaultFail      = "fail"      // LinkCard: answer HTTP 200 with Success false
 )
 
 // Fault is an injected misbehaviour. It matches requests to Path ("sim-cards",

@@ -148,7 +148,12 @@ func NewFleet(o FleetOptions) *Fleet {
 		if len(f.pools) > 0 && i%3 == 0 {
 			pl := f.pools[(i/3)%len(f.pools)]
 			c.PoolID = pl.ID
-			pl.Total += p.total
+			if pl == f.pools[0] && !o.Calm {
+				// The first pool is sold short, so that it goes into
+				// overdraft within a few simulated days.
+				c.Total = round2(c.Total * 0.35)
+			}
+			pl.Total += c.Total
 		}
 		// Cards are spread over the billing cycle, so some start near their limit.
 		c.Used = min(round2(c.Daily*float64(f.rng.IntN(28))), c.Total)
@@ -160,11 +165,6 @@ func NewFleet(o FleetOptions) *Fleet {
 		}
 		f.cards = append(f.cards, c)
 		f.byICC[c.ICCID] = c
-	}
-	// The first pool is sold short so that it goes into overdraft within a
-	// few simulated days.
-	if len(f.pools) > 0 && !o.Calm {
-		f.pools[0].Total *= 0.35
 	}
 	return f
 }
@@ -189,7 +189,9 @@ func (f *Fleet) Advance(days int) []string {
 			switch c.Status {
 			case gslInUse:
 				c.Used = round2(c.Used + c.Daily*(0.5+f.rng.Float64()))
-				if c.Used >= c.Total && c.OperatorStatus == -1 {
+				// Pool members draw on the pool, so only cards with their
+				// own allowance are stopped when it is used up.
+				if c.Used >= c.Total && c.OperatorStatus == -1 && c.PoolID == 0 {
 					c.Status, c.OperatorStatus = gslStopped, 1
 					f.note("card %s used its %.0f MB and was stopped", c.ICCID, c.Total)
 				} else if f.rng.Float64() < 0.004 {

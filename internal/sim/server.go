@@ -18,7 +18,8 @@ import (
 type Options struct {
 	Fleet *Fleet
 
-	// AK/SK pairs accepted for SDK-HMAC-SHA256 signatures.
+	// Access keys and their secrets: GSL AK/SK pairs for SDK-HMAC-SHA256, and
+	// LinkCard AccessKeyId/AccessKeySecret pairs for RPC signatures.
 	Keys map[string]string
 	// Static X-Auth-Token values accepted.
 	Tokens []string
@@ -36,6 +37,7 @@ type Server struct {
 	mu     sync.Mutex
 	faults []*Fault
 	issued map[string]time.Time
+	nonces map[string]bool // LinkCard SignatureNonces seen
 	stats  Stats
 }
 
@@ -73,6 +75,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/sim-cards", s.guard("sim-cards", s.listCards))
 	mux.HandleFunc("GET /v1/sim-pools", s.guard("sim-pools", s.listPools))
 	mux.HandleFunc("POST /v3/auth/tokens", s.issueToken)
+	mux.HandleFunc("GET /{$}", s.linkcard)
 	s.control(mux)
 	return mux
 }

@@ -48,6 +48,8 @@ func EncodeCard(dst []byte, c *fleet.Card) []byte {
 	dst = binary.AppendVarint(dst, int64(c.DeviceStatus))
 	dst = appendString(dst, c.SignalLevel)
 	dst = appendString(dst, c.NetworkType)
+	dst = appendString(dst, c.Vendor)
+	dst = appendString(dst, c.APN)
 	return dst
 }
 
@@ -96,6 +98,8 @@ func DecodeCard(b []byte) (fleet.Card, error) {
 	c.DeviceStatus = int(d.varint())
 	c.SignalLevel = d.string()
 	c.NetworkType = d.string()
+	c.Vendor = d.string()
+	c.APN = d.string()
 	if d.err {
 		return fleet.Card{}, errCorrupt
 	}

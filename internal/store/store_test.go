@@ -28,7 +28,7 @@ func sampleCard() fleet.Card {
 		FlowUsed: 12.34, FlowLeft: -0.5, FlowTotal: 11.84, PoolID: "49", Plan: "流量 30M",
 		ExpireTime: time.Date(2027, 1, 2, 3, 4, 5, 6, time.UTC), Tags: []string{"a", "b"},
 		Attributes:   map[string]string{"customer_attribute2": "x", "customer_attribute1": "y"},
-		DeviceStatus: 3, SignalLevel: "2", NetworkType: "4G",
+		DeviceStatus: 3, SignalLevel: "2", NetworkType: "4G", Vendor: "CMCC", APN: "cmiot",
 	}
 }
 
@@ -55,6 +55,7 @@ func TestFingerprintSeesEveryField(t *testing.T) {
 		func(c *fleet.Card) { c.Attributes["customer_attribute1"] = "z" },
 		func(c *fleet.Card) { c.ExpireTime = c.ExpireTime.Add(time.Second) },
 		func(c *fleet.Card) { c.NetworkType = "5G" },
+		func(c *fleet.Card) { c.APN = "other" },
 	}
 	for i, m := range muts {
 		c := sampleCard()

@@ -1,0 +1,211 @@
+// Package linkcard is the client for Alibaba Cloud IoT SIM "LinkCard":
+// complete, signed (RPC signature v1), rate-limited and retried listings of an
+// account's cards via ListCardInfo, normalised to the fleet model, with pools
+// derived from the cards that share them.
+package linkcard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/provider"
+)
+
+// PageSizes are the page sizes ListCardInfo accepts.
+var PageSizes = []int{10, 15, 25, 40}
+
+// Defaults for a zero Options field.
+const (
+	DefaultPageSize = 40
+	DefaultRate     = 5
+	DefaultTimeout  = 30 * time.Second
+	maxBody         = 64 << 20
+)
+
+// Options configures a Client.
+type Options struct {
+	Name            string // provider instance name
+	Endpoint        string // e.g. https://linkcard.aliyuncs.com
+	AccessKeyID     string
+	AccessKeySecret string
+
+	PageSize    int // 10, 15, 25 or 40
+	Rate        float64
+	Concurrency int
+	Timeout     time.Duration
+	Retries     int
+	Backoff     time.Duration
+	MaxBackoff  time.Duration
+
+	HTTPClient *http.Client
+	Now        func() time.Time
+	Nonce      func() string // a unique SignatureNonce; default random
+	Logger     *slog.Logger
+}
+
+// Client lists one LinkCard account. It is safe for concurrent use.
+type Client struct {
+	o       Options
+	retrier *provider.Retrier
+}
+
+// New returns a client for o.
+func New(o Options) (*Client, error) {
+	if u, err := url.Parse(o.Endpoint); err != nil || u.Host == "" {
+		return nil, fmt.Errorf("linkcard: bad endpoint %q", o.Endpoint)
+	}
+	if o.AccessKeyID == "" || o.AccessKeySecret == "" {
+		return nil, errors.New("linkcard: access key id and secret are required")
+	}
+	if o.PageSize == 0 {
+		o.PageSize = DefaultPageSize
+	}
+	if !slices.Contains(PageSizes, o.PageSize) {
+		return nil, fmt.Errorf("linkcard: page size %d: ListCardInfo accepts 10, 15, 25 or 40", o.PageSize)
+	}
+	if o.Rate <= 0 {
+		o.Rate = DefaultRate
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Nonce == nil {
+		o.Nonce = func() string {
+			var b [16]byte
+			_, _ = rand.Read(b[:])
+			return hex.EncodeToString(b[:])
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Client{o: o, retrier: &provider.Retrier{Name: o.Name, Retries: o.Retries, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
+		Limiter: rate.NewLimiter(rate.Limit(o.Rate), o.Concurrency), Logger: o.Logger}}, nil
+}
+
+// Fetch lists every card, complete or not at all, and derives the pools.
+func (c *Client) Fetch(ctx context.Context) (fleet.Snapshot, error) {
+	first, p, err := c.page(ctx, 1)
+	if err != nil {
+		return fleet.Snapshot{}, err
+	}
+	pages := p.PageCount
+	if want := (p.Total + c.o.PageSize - 1) / c.o.PageSize; want > pages {
+		pages = want
+	}
+	cards, err := provider.Pages(ctx, c.o.Concurrency, pages, first, func(ctx context.Context, n int) ([]fleet.Card, error) {
+		items, _, err := c.page(ctx, n)
+		return items, err
+	})
+	if err != nil {
+		return fleet.Snapshot{}, err
+	}
+	return fleet.Snapshot{Cards: cards, Pools: derivePools(c.o.Name, cards, c.o.Now())}, nil
+}
+
+func (c *Client) page(ctx context.Context, n int) ([]fleet.Card, page, error) {
+	op := fmt.Sprintf("ListCardInfo page %d", n)
+	var cards []fleet.Card
+	var pg page
+	err := c.retrier.Do(ctx, op, func(ctx context.Context) error {
+		resp, err := c.call(ctx, op, map[string]string{"Action": "ListCardInfo", "PageNo": strconv.Itoa(n), "PageSize": strconv.Itoa(c.o.PageSize)})
+		if err != nil {
+			return err
+		}
+		if resp.Data == nil {
+			return &PageError{Op: op, RequestID: resp.RequestID, Err: errors.New("answer has no Data")}
+		}
+		pg = *resp.Data
+		cards = make([]fleet.Card, len(pg.List))
+		for i := range pg.List {
+			if cards[i], err = pg.List[i].card(c.o.Name); err != nil {
+				return &PageError{Op: op, RequestID: resp.RequestID, Err: fmt.Errorf("List[%d]: %w", i, err)}
+			}
+		}
+		return nil
+	})
+	return cards, pg, err
+}
+
+// call signs and sends one RPC request and checks the envelope.
+func (c *Client) call(ctx context.Context, op string, params map[string]string) (*response, error) {
+	params["Format"] = "JSON"
+	params["Version"] = APIVersion
+	params["AccessKeyId"] = c.o.AccessKeyID
+	params["SignatureMethod"] = SignatureMethod
+	params["SignatureVersion"] = SignatureVersion
+	params["SignatureNonce"] = c.o.Nonce()
+	params["Timestamp"] = c.o.Now().UTC().Format(TimestampFormat)
+	sig := Sign(c.o.AccessKeySecret, StringToSign(http.MethodGet, params))
+	u := strings.TrimRight(c.o.Endpoint, "/") + "/?" + CanonicalQuery(params) + "&Signature=" + PercentEncode(sig)
+
+	rctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("linkcard: %s: %w", op, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	httpResp, err := c.o.HTTPClient.Do(req)
+	if err != nil {
+		return nil, &provider.TransportError{Op: "linkcard: " + op, Err: redact(err), Timeout: rctx.Err() != nil && ctx.Err() == nil}
+	}
+	defer httpResp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(httpResp.Body, maxBody))
+	if err != nil {
+		return nil, &provider.TransportError{Op: "linkcard: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
+	}
+	var resp response
+	decodeErr := json.Unmarshal(body, &resp)
+	if httpResp.StatusCode/100 != 2 {
+		e := &APIError{Op: op, Status: httpResp.StatusCode, Code: resp.Code, Message: resp.Message, RequestID: resp.RequestID}
+		if e.Message == "" {
+			e.Message = resp.ErrorMessage
+		}
+		if s, err := strconv.Atoi(httpResp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.retryAfter = time.Duration(s) * time.Second
+		}
+		return nil, e
+	}
+	if decodeErr != nil {
+		return nil, &PageError{Op: op, Err: decodeErr}
+	}
+	if (resp.Success != nil && !*resp.Success) || (resp.Code != "" && resp.Code != "200") {
+		return nil, &APIError{Op: op, Status: httpResp.StatusCode, Code: resp.Code, Message: resp.ErrorMessage, RequestID: resp.RequestID}
+	}
+	return &resp, nil
+}
+
+// redact drops the request URL, which carries the signature and access key
+// id, from a transport error.
+func redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}

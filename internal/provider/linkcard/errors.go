@@ -1,0 +1,87 @@
+package linkcard
+
+import (
+	"fmt"
+	"time"
+)
+
+// throttleCodes are the codes that mean "slow down and try again".
+var throttleCodes = map[string]bool{
+	"Throttling":         true,
+	"Throttling.User":    true,
+	"Throttling.Api":     true,
+	"ServiceUnavailable": true,
+}
+
+// hints explain the codes a user can fix, in words.
+var hints = map[string]string{
+	"SignatureDoesNotMatch":       "the request signature does not match: check access_key_secret",
+	"IncompleteSignature":         "the request signature is incomplete: check access_key_secret",
+	"InvalidAccessKeyId.NotFound": "the access key id is not known: check access_key_id",
+	"InvalidAccessKeyId.Inactive": "the access key is disabled: enable it or use another",
+	"InvalidTimeStamp.Expired":    "the request timestamp is too far from the server's clock: check this machine's time",
+	"Forbidden.RAM":               "the access key's RAM user may not call ListCardInfo: grant it linkcard permissions",
+}
+
+// APIError is an answer that was not a success: an HTTP error, or HTTP 200
+// with Success false or a Code other than "200".
+type APIError struct {
+	Op         string
+	Status     int
+	Code       string
+	Message    string
+	RequestID  string
+	retryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("linkcard: %s: HTTP %d", e.Op, e.Status)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if h := hints[e.Code]; h != "" {
+		s += ": " + h
+	} else if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		s += " (request id " + e.RequestID + ")"
+	}
+	return s
+}
+
+// Throttled reports whether LinkCard asked the caller to slow down.
+func (e *APIError) Throttled() bool {
+	return throttleCodes[e.Code] || e.Status == 503 || e.Status == 429
+}
+
+// Temporary reports whether the same request may succeed later: throttling
+// and server errors. Signature and parameter errors are not.
+func (e *APIError) Temporary() bool {
+	return e.Throttled() || e.Status >= 500
+}
+
+// RetryAfter is the wait the server asked for, if any.
+func (e *APIError) RetryAfter() time.Duration { return e.retryAfter }
+
+// PageError is an answer that was not a valid listing: malformed JSON, a
+// flow amount that does not parse, a card without an ICCID. It is retried and
+// fails the cycle if it persists.
+type PageError struct {
+	Op        string
+	RequestID string
+	Err       error
+}
+
+func (e *PageError) Error() string {
+	s := fmt.Sprintf("linkcard: %s: bad page: %v", e.Op, e.Err)
+	if e.RequestID != "" {
+		s += " (request id " + e.RequestID + ")"
+	}
+	return s
+}
+
+func (e *PageError) Unwrap() error { return e.Err }
+
+// Temporary is true: a bad page may have been cut short on the way.
+func (e *PageError) Temporary() bool { return true }
