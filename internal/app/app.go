@@ -25,6 +25,7 @@ import (
 	"github.com/simwatch/simwatch/internal/outbox"
 	"github.com/simwatch/simwatch/internal/poll"
 	"github.com/simwatch/simwatch/internal/provider/gsl"
+	"github.com/simwatch/simwatch/internal/provider/linkcard"
 	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
@@ -151,8 +152,20 @@ func (w *Watcher) source(pc config.Provider) (poll.Source, error) {
 			return nil, fmt.Errorf("provider %s: %w", pc.Name, err)
 		}
 		return c, nil
+	case config.TypeLinkCard:
+		c, err := linkcard.New(linkcard.Options{
+			Name: pc.Name, Endpoint: pc.Endpoint,
+			AccessKeyID: pc.Auth.AccessKeyID.Reveal(), AccessKeySecret: pc.Auth.AccessKeySecret.Reveal(),
+			PageSize: pc.PageSize, Rate: pc.Rate, Concurrency: pc.Concurrency,
+			Timeout: pc.Timeout.D(), Retries: pc.Retries,
+			HTTPClient: w.o.HTTPClient, Logger: w.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", pc.Name, err)
+		}
+		return c, nil
 	default:
-		return nil, fmt.Errorf("provider %s: type %s is not supported by this build", pc.Name, pc.Type)
+		return nil, fmt.Errorf("provider %s: unknown type %s", pc.Name, pc.Type)
 	}
 }
 

@@ -23,9 +23,10 @@ const (
 	demoSK = "demo-secret-key"
 )
 
-// demoCmd runs everything embedded: a simulated GSL fleet whose days pass in
-// seconds, the watcher polling it over loopback with AK/SK signing, embedded
-// NATS, a temporary data directory and the console notifier.
+// demoCmd runs everything embedded: a simulated fleet at each provider (GSL
+// and LinkCard) whose days pass in seconds, the watcher polling both over
+// loopback with signed requests, embedded NATS, a temporary data directory and
+// the console notifier.
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -50,9 +51,16 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer os.RemoveAll(dir)
 
-	fleet := sim.NewFleet(sim.FleetOptions{Cards: *cards, Pools: *pools, Seed: *seed})
-	srv := httptest.NewServer(sim.NewServer(sim.Options{Fleet: fleet, Keys: map[string]string{demoAK: demoSK}}).Handler())
-	defer srv.Close()
+	// One simulated account at each provider.
+	fleets := map[string]*sim.Fleet{
+		"hw":  sim.NewFleet(sim.FleetOptions{Cards: *cards, Pools: *pools, Seed: *seed}),
+		"ali": sim.NewFleet(sim.FleetOptions{Cards: *cards / 2, Pools: max(*pools/2, 1), Seed: *seed + 1}),
+	}
+	keys := map[string]string{demoAK: demoSK}
+	hwSrv := httptest.NewServer(sim.NewServer(sim.Options{Fleet: fleets["hw"], Keys: keys}).Handler())
+	defer hwSrv.Close()
+	aliSrv := httptest.NewServer(sim.NewServer(sim.Options{Fleet: fleets["ali"], Keys: keys}).Handler())
+	defer aliSrv.Close()
 
 	if ln, err := net.Listen("tcp", *listen); err != nil {
 		fmt.Fprintf(stdout, "status API disabled: %v\n", err)
@@ -74,9 +82,14 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		DataDir: dir,
 		HTTP:    config.HTTP{Listen: *listen},
 		Providers: []config.Provider{{
-			Name: "hw", Type: config.TypeGSL, Endpoint: srv.URL,
+			Name: "hw", Type: config.TypeGSL, Endpoint: hwSrv.URL,
 			Auth:     config.Auth{AK: demoAK, SK: demoSK},
 			Interval: config.Duration(*interval), PageSize: 100, Rate: 50, Concurrency: 4,
+			Timeout: config.Duration(10 * time.Second), Retries: 2, UnhealthyAfter: 3,
+		}, {
+			Name: "ali", Type: config.TypeLinkCard, Endpoint: aliSrv.URL,
+			Auth:     config.Auth{AccessKeyID: demoAK, AccessKeySecret: demoSK},
+			Interval: config.Duration(*interval), PageSize: 40, Rate: 50, Concurrency: 4,
 			Timeout: config.Duration(10 * time.Second), Retries: 2, UnhealthyAfter: 3,
 		}},
 		Notifiers: []config.Notifier{{Name: "console", Type: config.NotifierConsole, MaxDeliver: 3, MaxEvents: 100,
@@ -87,11 +100,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Stdout: stdout, Logger: log, Now: now, Rules: set,
 		OnCycle: func(provider string, res poll.Result, err error) {
 			if err != nil {
-				fmt.Fprintf(stdout, "cycle %s day %d: failed: %v\n", provider, fleet.Day(), err)
+				fmt.Fprintf(stdout, "cycle %s day %d: failed: %v\n", provider, fleets[provider].Day(), err)
 				return
 			}
 			fmt.Fprintf(stdout, "cycle %s day %d: %d cards, %d pools, %d changed, %d events, %d firing (fetch %s, commit %s)\n",
-				provider, fleet.Day(), res.Cards, res.Pools, res.Changed, res.Events, res.Firing,
+				provider, fleets[provider].Day(), res.Cards, res.Pools, res.Changed, res.Events, res.Firing,
 				res.Fetch.Round(time.Millisecond), res.Commit.Round(time.Millisecond))
 		},
 	})
@@ -99,11 +112,15 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer w.Close()
-	fmt.Fprintf(stdout, "simwatch demo: %d simulated cards and %d pools served at %s (GSL API, AK/SK signed).\n", *cards, *pools, srv.URL)
+	fmt.Fprintf(stdout, "simwatch demo: two simulated accounts, polled over loopback with signed requests:\n")
+	fmt.Fprintf(stdout, "  hw   Huawei GSL         %d cards, %d pools at %s\n", *cards, *pools, hwSrv.URL)
+	fmt.Fprintf(stdout, "  ali  Alibaba LinkCard   %d cards (pools derived from shared plans) at %s\n", *cards/2, aliSrv.URL)
 	fmt.Fprintf(stdout, "A simulated day passes every %s; rules from rules.example.yaml; events print below. Ctrl-C to stop.\n", *day)
 	if *listen != "" {
 		fmt.Fprintf(stdout, "Status API on http://%s/api/v1/alerts (also /metrics, /healthz).\n\n", *listen)
 	}
-	go advanceEvery(ctx, fleet, *day, func(line string) { fmt.Fprintln(stdout, line) })
+	for name, f := range fleets {
+		go advanceEvery(ctx, f, *day, func(line string) { fmt.Fprintln(stdout, name+" "+line) })
+	}
 	return w.Run(ctx)
 }

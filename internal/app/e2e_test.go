@@ -121,16 +121,43 @@ func (r *receiver) take() []string {
 }
 
 type env struct {
-	t      *testing.T
-	sim    *sim.Server
-	simURL string
-	recv   *receiver
-	config string
-	iccids []string
-	pools  []int64
+	t         *testing.T
+	sim       *sim.Server
+	simURL    string
+	recv      *receiver
+	config    string
+	iccids    []string
+	pools     []int64
+	kind      string // provider type
+	faultPath string // the sim's fault path for this provider's card listing
+	failCode  string // the error code an injected 500 carries
 }
 
-func newEnv(t *testing.T, extraConfig string) *env {
+// provider describes one provider type under test.
+type providerCase struct {
+	kind      string
+	yaml      string // the provider's config entry; %s is the endpoint
+	faultPath string
+	failCode  string
+}
+
+var gslCase = providerCase{
+	kind:      "huawei-gsl",
+	yaml:      `{name: hw, type: huawei-gsl, endpoint: %s, auth: {ak: e2e-ak, sk: "${E2E_SK}"}, page_size: 25, rate: 100, retries: 1}`,
+	faultPath: "sim-cards",
+	failCode:  "GSL.00010003",
+}
+
+var linkcardCase = providerCase{
+	kind:      "aliyun-linkcard",
+	yaml:      `{name: hw, type: aliyun-linkcard, endpoint: %s, auth: {access_key_id: e2e-ak, access_key_secret: "${E2E_SK}"}, page_size: 40, rate: 100, retries: 1}`,
+	faultPath: "linkcard",
+	failCode:  "InternalError",
+}
+
+func newEnv(t *testing.T, extraConfig string) *env { return newProviderEnv(t, gslCase, extraConfig) }
+
+func newProviderEnv(t *testing.T, pc providerCase, extraConfig string) *env {
 	t.Helper()
 	fleet := sim.NewFleet(sim.FleetOptions{Cards: 60, Pools: 2, Seed: 3, Calm: true})
 	s := sim.NewServer(sim.Options{Fleet: fleet, Keys: map[string]string{"e2e-ak": "e2e-sk"}})
@@ -146,14 +173,14 @@ func newEnv(t *testing.T, extraConfig string) *env {
 	cfg := fmt.Sprintf(`data_dir: %s
 rule_files: [%s]
 providers:
-  - {name: hw, type: huawei-gsl, endpoint: %s, auth: {ak: e2e-ak, sk: "${E2E_SK}"},
-     page_size: 25, rate: 100, retries: 1}
+  - %s
 notifiers:
   - {name: crm, type: webhook, url: %s, secret: "${E2E_HOOK_SECRET}", backoff: 5ms, max_backoff: 20ms, max_deliver: 4}
-%s`, filepath.Join(dir, "data"), rulesPath, simTS.URL, hookTS.URL, extraConfig)
+%s`, filepath.Join(dir, "data"), rulesPath, fmt.Sprintf(pc.yaml, simTS.URL), hookTS.URL, extraConfig)
 	cfgPath := filepath.Join(dir, "watcher.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
-	return &env{t: t, sim: s, simURL: simTS.URL, recv: recv, config: cfgPath, iccids: fleet.CardICCIDs(), pools: fleet.PoolIDs()}
+	return &env{t: t, sim: s, simURL: simTS.URL, recv: recv, config: cfgPath, iccids: fleet.CardICCIDs(), pools: fleet.PoolIDs(),
+		kind: pc.kind, faultPath: pc.faultPath, failCode: pc.failCode}
 }
 
 // once runs `watcher run --config F --once` in process and returns its exit
@@ -172,15 +199,27 @@ func (e *env) patchCard(i int, patch string) {
 	require.NoError(e.t, e.sim.Fleet().PatchCard(e.iccids[i], p))
 }
 
+// The same rules fire, resolve and transition the same way whichever
+// provider the fleet is at.
 func TestOnceCycleAfterCycle(t *testing.T) {
-	e := newEnv(t, "")
-	total := 1e9 // the calm fleet's pools have room; 1 MB makes one overdraw
-	tiny := 1.0
+	for _, pc := range []providerCase{gslCase, linkcardCase} {
+		t.Run(pc.kind, func(t *testing.T) { cycleAfterCycle(t, newProviderEnv(t, pc, "")) })
+	}
+}
+
+func cycleAfterCycle(t *testing.T, e *env) {
+	// Pool ids: GSL lists its pools; LinkCard's are derived from the cards'
+	// shared CredentialNo.
+	pool := fmt.Sprint(e.pools[0])
+	if e.kind == linkcardCase.kind {
+		pool = "CM-POOL-" + pool
+	}
 	steps := []struct {
-		name string
-		act  func()
-		want []string
-		code int
+		name    string
+		act     func()
+		want    []string
+		code    int
+		gslOnly bool // LinkCard lists no IMEI
 	}{
 		{name: "first sight fires nothing", want: nil},
 		{name: "low flow fires", act: func() { e.patchCard(1, `{"flow_used": 99995, "flow_total": 100000}`) },
@@ -189,25 +228,29 @@ func TestOnceCycleAfterCycle(t *testing.T) {
 		{name: "suspended: one transition", act: func() { e.patchCard(2, `{"sim_status": 14, "operator_status": 5}`) },
 			want: []string{"transition card_suspended " + e.iccids[2]}},
 		{name: "IMEI change: one transition", act: func() { e.patchCard(3, `{"imei": "869999999999999"}`) },
-			want: []string{"transition sim_swap " + e.iccids[3]}},
+			want: []string{"transition sim_swap " + e.iccids[3]}, gslOnly: true},
 		{name: "topped up: resolved", act: func() { e.patchCard(1, `{"flow_used": 0}`) },
 			want: []string{"resolved card_low_flow " + e.iccids[1]}},
 		{name: "pool overdraft fires", act: func() {
-			require.NoError(t, e.sim.Fleet().PatchPool(e.pools[0], sim.PoolPatch{FlowTotal: &tiny}))
-			e.patchCard(0, `{"flow_used": 5}`) // a member of pool 1 uses data
-		}, want: []string{"firing pool_overdraft " + fmt.Sprint(e.pools[0])}},
+			// A member of the first pool, not active, uses far more than the pool holds.
+			e.patchCard(0, `{"sim_status": 11, "flow_used": 1000000}`)
+		}, want: []string{"firing pool_overdraft " + pool}},
 		{name: "overdraft does not repeat within repeat", want: nil},
 		{name: "provider fails mid-listing: no events, non-zero exit", act: func() {
-			e.sim.AddFault(sim.Fault{Kind: sim.FaultError, Path: "sim-cards", Page: 2})
+			e.sim.AddFault(sim.Fault{Kind: sim.FaultError, Path: e.faultPath, Page: 2})
 			e.patchCard(4, `{"flow_used": 99995, "flow_total": 100000}`)
 			e.patchCard(1, `{"flow_used": 99995}`)
-			require.NoError(t, e.sim.Fleet().PatchPool(e.pools[0], sim.PoolPatch{FlowTotal: &total}))
+			e.patchCard(0, `{"flow_used": 0}`)
 		}, code: 1},
 		{name: "next good cycle carries on", act: func() { e.sim.ClearFaults() }, want: []string{
 			"firing card_low_flow " + e.iccids[1],
 			"firing card_low_flow " + e.iccids[4],
-			"resolved pool_overdraft " + fmt.Sprint(e.pools[0]),
+			"resolved pool_overdraft " + pool,
 		}},
+		{name: "throttled, then answered", act: func() {
+			e.sim.AddFault(sim.Fault{Kind: sim.FaultThrottle, Path: e.faultPath, Count: 1})
+			e.patchCard(5, `{"sim_status": 14, "operator_status": 1}`)
+		}, want: []string{"transition card_suspended " + e.iccids[5]}},
 		{name: "nothing changed: nothing emitted", want: nil},
 	}
 	for _, st := range steps {
@@ -218,10 +261,13 @@ func TestOnceCycleAfterCycle(t *testing.T) {
 		require.Equal(t, st.code, code, "%s: exit status; output:\n%s", st.name, out)
 		got := e.recv.take()
 		want := slices.Clone(st.want)
+		if st.gslOnly && e.kind != gslCase.kind {
+			want = nil
+		}
 		sort.Strings(want)
 		require.Equal(t, want, got, st.name)
 		if st.code != 0 {
-			require.Contains(t, out, "GSL.00010003", st.name)
+			require.Contains(t, out, e.failCode, st.name)
 			require.Contains(t, out, "page 2", st.name)
 		}
 		require.NotContains(t, out, "e2e-sk", "secret in output")
@@ -229,6 +275,33 @@ func TestOnceCycleAfterCycle(t *testing.T) {
 	}
 	require.Zero(t, e.sim.Stats().Rejected, "every request correctly signed")
 }
+
+// One watcher watches accounts at both providers.
+func TestOnceTwoProviders(t *testing.T) {
+	e := newEnv(t, "")
+	ali := sim.NewServer(sim.Options{Fleet: sim.NewFleet(sim.FleetOptions{Cards: 50, Pools: 1, Seed: 11, Calm: true}),
+		Keys: map[string]string{"ali-ak": "ali-sk"}})
+	aliTS := httptest.NewServer(ali.Handler())
+	defer aliTS.Close()
+	raw, err := os.ReadFile(e.config)
+	require.NoError(t, err)
+	cfg := strings.Replace(string(raw), "notifiers:", "  - {name: ali, type: aliyun-linkcard, endpoint: "+aliTS.URL+
+		", auth: {access_key_id: ali-ak, access_key_secret: ali-sk}}\nnotifiers:", 1)
+	require.NoError(t, os.WriteFile(e.config, []byte(cfg), 0o644))
+
+	code, out := e.once()
+	require.Zero(t, code, out)
+	aliCard := ali.Fleet().CardICCIDs()[7]
+	e.patchCard(7, `{"sim_status": 14}`)
+	require.NoError(t, ali.Fleet().PatchCard(aliCard, sim.CardPatch{SimStatus: ptr(14)}))
+	code, out = e.once()
+	require.Zero(t, code, out)
+	got := e.recv.take()
+	require.ElementsMatch(t, []string{"transition card_suspended " + e.iccids[7], "transition card_suspended " + aliCard}, got)
+	require.Zero(t, ali.Stats().Rejected)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func TestOnceReceiverOutageRetriesSameID(t *testing.T) {
 	e := newEnv(t, "")
@@ -275,7 +348,7 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 	require.NoError(t, os.WriteFile(e.config, []byte(strings.Replace(string(raw), "page_size: 25", "page_size: 5", 1)), 0o644))
 	code, out := e.once()
 	require.Equal(t, 1, code)
-	require.Contains(t, out, "watcher.yaml:5:")
+	require.Contains(t, out, "watcher.yaml:4:")
 	require.Contains(t, out, "providers[0].page_size: 5 is out of range")
 }
 

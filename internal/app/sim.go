@@ -20,7 +20,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cards := fs.Int("cards", 1000, "cards in the fleet")
 	pools := fs.Int("pools", 5, "pools in the fleet")
 	seed := fs.Uint64("seed", 1, "fleet seed")
-	ak := fs.String("ak", "", "accepted access key (with --sk); none means no auth")
+	ak := fs.String("ak", "", "accepted access key (GSL AK or LinkCard AccessKeyId, with --sk); none means no auth")
 	sk := fs.String("sk", "", "secret key for --ak")
 	token := fs.String("token", "", "accepted static X-Auth-Token")
 	day := fs.Duration("day", 0, "advance one simulated day this often (0: only via POST /_sim/advance)")
@@ -40,7 +40,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("sim: %w", err)
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "sim: serving %d cards and %d pools (GSL API) on http://%s\n", *cards, *pools, ln.Addr())
+	fmt.Fprintf(stdout, "sim: serving %d cards and %d pools (GSL and LinkCard APIs) on http://%s\n", *cards, *pools, ln.Addr())
 	if *day > 0 {
 		go advanceEvery(ctx, s.Fleet(), *day, func(line string) { fmt.Fprintln(stdout, line) })
 	}

@@ -147,18 +147,19 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Defaults.
 const (
-	DefaultInterval       = 10 * time.Minute
-	DefaultGSLPageSize    = 500
-	DefaultRate           = 5
-	DefaultConcurrency    = 4
-	DefaultTimeout        = 30 * time.Second
-	DefaultRetries        = 4
-	DefaultUnhealthyAfter = 3
-	DefaultMaxDeliver     = 10
-	DefaultMaxEvents      = 100
-	DefaultBackoff        = time.Second
-	DefaultMaxBackoff     = 5 * time.Minute
-	DefaultNotifyTimeout  = 10 * time.Second
+	DefaultInterval         = 10 * time.Minute
+	DefaultGSLPageSize      = 500
+	DefaultLinkCardPageSize = 40
+	DefaultRate             = 5
+	DefaultConcurrency      = 4
+	DefaultTimeout          = 30 * time.Second
+	DefaultRetries          = 4
+	DefaultUnhealthyAfter   = 3
+	DefaultMaxDeliver       = 10
+	DefaultMaxEvents        = 100
+	DefaultBackoff          = time.Second
+	DefaultMaxBackoff       = 5 * time.Minute
+	DefaultNotifyTimeout    = 10 * time.Second
 )
 
 var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

@@ -52,6 +52,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad type", strings.Replace(good, "type: console", "type: pager", 1), "w.yaml:10:23: notifiers[1].type: unknown notifier type \"pager\""},
 		{"bad url", strings.Replace(good, "https://crm.example/hook", "crm", 1), "notifiers[0].url"},
 		{"duplicate name", strings.Replace(good, "name: log", "name: crm", 1), `duplicate notifier name "crm"`},
+		{"linkcard page size", strings.Replace(strings.Replace(good, "huawei-gsl", "aliyun-linkcard", 1), `auth: {ak: "${HW_AK}", sk: "${HW_SK}"}`, `auth: {access_key_id: x, access_key_secret: y}`, 1),
+			"providers[0].page_size: 200 is not a LinkCard page size: ListCardInfo accepts 10, 15, 25 or 40"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,8 +71,8 @@ func TestParseErrors(t *testing.T) {
 func TestExampleConfigLoads(t *testing.T) {
 	raw, err := os.ReadFile("../../watcher.example.yaml")
 	require.NoError(t, err)
-	c, err := Parse("watcher.example.yaml", raw, env(map[string]string{"HW_AK": "a", "HW_SK": "b", "HOOK_SECRET": "c"}))
+	c, err := Parse("watcher.example.yaml", raw, env(map[string]string{"HW_AK": "a", "HW_SK": "b", "HOOK_SECRET": "c", "ALI_AK": "d", "ALI_SK": "e"}))
 	require.NoError(t, err)
-	require.Len(t, c.Providers, 1)
+	require.Len(t, c.Providers, 2)
 	require.Len(t, c.Notifiers, 2)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 )
 
 type fieldError struct {
@@ -25,6 +26,9 @@ func (c *Config) setDefaults() {
 		}
 		if p.PageSize == 0 && p.Type == TypeGSL {
 			p.PageSize = DefaultGSLPageSize
+		}
+		if p.PageSize == 0 && p.Type == TypeLinkCard {
+			p.PageSize = DefaultLinkCardPageSize
 		}
 		if p.Rate == 0 {
 			p.Rate = DefaultRate
@@ -109,6 +113,9 @@ func (c *Config) validate() []fieldError {
 				add(path+".auth", field+".auth", "give exactly one of: ak+sk, token, or iam_endpoint+domain+user+password")
 			}
 		case TypeLinkCard:
+			if !slices.Contains([]int{10, 15, 25, 40}, p.PageSize) {
+				add(path+".page_size", field+".page_size", "%d is not a LinkCard page size: ListCardInfo accepts 10, 15, 25 or 40", p.PageSize)
+			}
 			if p.Auth.AccessKeyID == "" || p.Auth.AccessKeySecret == "" {
 				add(path+".auth", field+".auth", "LinkCard needs access_key_id and access_key_secret")
 			}
