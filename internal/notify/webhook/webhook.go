@@ -1,4 +1,5 @@
-// Package webhook posts events as signed JSON (DESIGN §4):
+// Package webhook posts events as signed JSON, in simwatch's format (DESIGN §4)
+// or as Alertmanager's webhook payload (version 4):
 //
 //	POST {"version":"1","receiver":..,"status":..,"group_key":..,"events":[...]}
 //	Idempotency-Key:      the event id, or a hash of the ids for a group
@@ -34,12 +35,16 @@ const (
 
 // Options configures a Notifier.
 type Options struct {
-	Name    string // the receiver name in the payload
-	URL     string
-	Secret  string // signing key; empty sends no signature
-	Timeout time.Duration
-	Client  *http.Client
-	Now     func() time.Time
+	Name   string // the receiver name in the payload
+	URL    string
+	Secret string // signing key; empty sends no signature
+	Format string // FormatSimwatch (default) or FormatAlertmanager
+	// ExternalURL is the watcher's status page, for Alertmanager's
+	// externalURL and generatorURL.
+	ExternalURL string
+	Timeout     time.Duration
+	Client      *http.Client
+	Now         func() time.Time
 }
 
 // Notifier posts to one webhook URL.
@@ -88,13 +93,17 @@ func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 // Notify posts events. 5xx, 408, 429 and network errors are worth retrying;
 // other answers outside 2xx are not.
 func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, error) {
-	body, err := json.Marshal(Payload{
+	var payload any = Payload{
 		Version:  "1",
 		Receiver: n.o.Name,
 		Status:   status(events),
 		GroupKey: groupKey(events),
 		Events:   events,
-	})
+	}
+	if n.o.Format == FormatAlertmanager {
+		payload = alertmanagerPayload(n.o.Name, n.o.ExternalURL, events)
+	}
+	body, err := json.Marshal(payload)
 	if err != nil {
 		return false, fmt.Errorf("webhook: encode: %w", err)
 	}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -120,3 +121,5 @@ func TestGroupKeyAndStatus(t *testing.T) {
 	require.Len(t, k1, 32)
 	require.NotEqual(t, k1, k2)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
