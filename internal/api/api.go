@@ -3,6 +3,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
@@ -27,11 +29,25 @@ type NotifierStats struct {
 	Delivered, Retried, DeadLettered int64
 }
 
+// DeadLetters lists and replays the events notifiers gave up on.
+type DeadLetters interface {
+	ListDeadLetters(ctx context.Context, notifier string) ([]bus.DeadLetter, error)
+	ReplayDeadLetters(ctx context.Context, notifier string, ids []string, all bool) (int, error)
+}
+
+// ReplayRequest is the body of POST /api/v1/deadletters/replay.
+type ReplayRequest struct {
+	Notifier string   `json:"notifier,omitempty"`
+	IDs      []string `json:"ids,omitempty"` // dead-letter seqs or event ids
+	All      bool     `json:"all,omitempty"`
+}
+
 // Options configures a Server.
 type Options struct {
-	Store  *store.Store
-	Stats  func() Stats
-	Logger *slog.Logger
+	Store       *store.Store
+	DeadLetters DeadLetters
+	Stats       func() Stats
+	Logger      *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -67,6 +83,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
 	mux.HandleFunc("GET /api/v1/providers", s.providers)
+	mux.HandleFunc("GET /api/v1/deadletters", s.listDeadLetters)
+	mux.HandleFunc("POST /api/v1/deadletters/replay", s.replayDeadLetters)
 	return mux
 }
 
@@ -132,6 +150,32 @@ func (s *Server) providers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]any{"providers": out})
+}
+
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	dls, err := s.o.DeadLetters.ListDeadLetters(r.Context(), r.URL.Query().Get("notifier"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if dls == nil {
+		dls = []bus.DeadLetter{}
+	}
+	writeJSON(w, map[string]any{"deadletters": dls})
+}
+
+func (s *Server) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
+	var req ReplayRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || (!req.All && len(req.IDs) == 0) {
+		http.Error(w, `want {"ids": [...]} or {"all": true}, optionally with "notifier"`, http.StatusBadRequest)
+		return
+	}
+	n, err := s.o.DeadLetters.ReplayDeadLetters(r.Context(), req.Notifier, req.IDs, req.All)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	writeJSON(w, map[string]any{"replayed": n})
 }
 
 // collector reports delivery and provider state at scrape time.

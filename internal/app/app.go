@@ -21,6 +21,7 @@ import (
 	"github.com/simwatch/simwatch/internal/config"
 	"github.com/simwatch/simwatch/internal/notify"
 	"github.com/simwatch/simwatch/internal/notify/console"
+	"github.com/simwatch/simwatch/internal/notify/slack"
 	"github.com/simwatch/simwatch/internal/notify/webhook"
 	"github.com/simwatch/simwatch/internal/outbox"
 	"github.com/simwatch/simwatch/internal/poll"
@@ -79,6 +80,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{}
 	}
+	if o.AckWait == 0 {
+		o.AckWait = cfg.NATS.AckWait.D()
+	}
 	w = &Watcher{cfg: cfg, o: o, log: o.Logger}
 	set := o.Rules
 	if set == nil {
@@ -129,7 +133,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		}
 		w.dispatchers = append(w.dispatchers, d)
 	}
-	w.api = api.New(api.Options{Store: w.store, Logger: w.log, Stats: w.stats})
+	w.api = api.New(api.Options{Store: w.store, DeadLetters: w.bus, Logger: w.log, Stats: w.stats})
 	return w, nil
 }
 
@@ -175,8 +179,16 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 	case config.NotifierConsole:
 		n = console.New(w.o.Stdout)
 	case config.NotifierWebhook:
-		n = webhook.New(webhook.Options{Name: nc.Name, URL: nc.URL, Secret: nc.Secret.Reveal(),
-			Timeout: nc.Timeout.D(), Client: w.o.HTTPClient, Now: w.o.Now})
+		n = webhook.New(webhook.Options{Name: nc.Name, URL: nc.URL, Secret: nc.Secret.Reveal(), Format: nc.Format,
+			ExternalURL: w.cfg.HTTP.ExternalURL, Timeout: nc.Timeout.D(), Client: w.o.HTTPClient, Now: w.o.Now})
+	case config.NotifierSlack:
+		s, err := slack.New(slack.Options{Name: nc.Name, Token: nc.Token.Reveal(), Channel: nc.Channel, APIURL: nc.APIURL,
+			WebhookURL: nc.URL, StatusURL: w.cfg.HTTP.ExternalURL, Timeout: nc.Timeout.D(), Client: w.o.HTTPClient,
+			Threads: w.store, Now: w.o.Now})
+		if err != nil {
+			return nil, fmt.Errorf("notifier %s: %w", nc.Name, err)
+		}
+		n = s
 	default:
 		return nil, fmt.Errorf("notifier %s: unknown type %s", nc.Name, nc.Type)
 	}

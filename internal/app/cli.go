@@ -24,6 +24,8 @@ Usage:
   watcher run --config FILE [--once] [--timeout D]        the daemon; --once runs one cycle and delivers
   watcher sim [--listen ADDR] [--cards N] [--pools M]     the provider simulator on its own
   watcher rules check FILE...                             validate rule files
+  watcher deadletter list --config FILE [--notifier N]    events notifiers gave up on, with why
+  watcher deadletter replay --config FILE (--all | ID...) send them again
 `
 
 // Main runs the command line and returns the exit status.
@@ -44,6 +46,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = simCmd(ctx, args[1:], stdout, stderr)
 	case "rules":
 		err = rulesCmd(args[1:], stdout, stderr)
+	case "deadletter":
+		err = deadletterCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -339,6 +339,31 @@ func TestOnceReceiverRejectsDeadLetters(t *testing.T) {
 	code, out = e.once()
 	require.Zero(t, code, out)
 	require.Empty(t, e.recv.take())
+
+	// It is listed with its reason, and replayed on request.
+	code, out = e.cli("deadletter", "list")
+	require.Zero(t, code, out)
+	require.Contains(t, out, "transition")
+	require.Contains(t, out, "sim_swap")
+	require.Contains(t, out, "card "+e.iccids[6])
+	require.Contains(t, out, "permanent error: webhook: HTTP 400")
+	code, out = e.cli("deadletter", "replay", "--all")
+	require.Zero(t, code, out)
+	require.Contains(t, out, "replayed 1 dead letters")
+	code, out = e.once()
+	require.Zero(t, code, out)
+	require.Equal(t, []string{"transition sim_swap " + e.iccids[6]}, e.recv.take())
+	code, out = e.cli("deadletter", "list")
+	require.Zero(t, code, out)
+	require.Contains(t, out, "no dead letters")
+}
+
+// cli runs a watcher subcommand with this env's config.
+func (e *env) cli(args ...string) (int, string) {
+	e.t.Helper()
+	var out bytes.Buffer
+	code := app.Main(context.Background(), append(args, "--config", e.config), &out, &out)
+	return code, out.String()
 }
 
 func TestBadConfigRefusesToStart(t *testing.T) {

@@ -26,6 +26,7 @@ const (
 const (
 	NotifierConsole = "console"
 	NotifierWebhook = "webhook"
+	NotifierSlack   = "slack"
 )
 
 // Config is the whole of watcher.yaml.
@@ -46,12 +47,17 @@ type Config struct {
 // HTTP configures the status and health server. An empty Listen disables it.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// ExternalURL is where users reach the status page; notifications link to it.
+	ExternalURL string `yaml:"external_url"`
 }
 
 // NATS configures the event bus. An empty URL runs an embedded server with
 // JetStream storage under data_dir.
 type NATS struct {
 	URL string `yaml:"url"`
+	// AckWait is how long an event handed to a notifier may go unacknowledged
+	// (e.g. the watcher was killed) before the bus hands it out again.
+	AckWait Duration `yaml:"ack_wait"`
 }
 
 // Log configures logging.
@@ -95,12 +101,17 @@ type Auth struct {
 	AccessKeySecret Secret `yaml:"access_key_secret"`
 }
 
-// Notifier is one delivery target.
+// Notifier is one delivery target. A slack notifier takes token and channel,
+// or url set to an incoming-webhook URL.
 type Notifier struct {
 	Name       string   `yaml:"name"`
 	Type       string   `yaml:"type"`
 	URL        string   `yaml:"url"`
 	Secret     Secret   `yaml:"secret"`
+	Format     string   `yaml:"format"`  // webhook: simwatch (default) or alertmanager
+	Token      Secret   `yaml:"token"`   // slack: bot token
+	Channel    string   `yaml:"channel"` // slack
+	APIURL     string   `yaml:"api_url"` // slack: API base, for tests and proxies
 	Timeout    Duration `yaml:"timeout"`
 	MaxDeliver int      `yaml:"max_deliver"` // attempts before an event is dead-lettered
 	MaxEvents  int      `yaml:"max_events"`  // events per webhook post

@@ -49,9 +49,11 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", strings.Replace(good, "rate: 5", "rate: 5, colour: red", 1), `unknown field "colour"`},
 		{"bad page size", strings.Replace(good, "page_size: 200", "page_size: 900", 1), "w.yaml:7:58: providers[0].page_size: 900 is out of range"},
 		{"bad duration", strings.Replace(good, "interval: 10m", "interval: soon", 1), `bad duration "soon"`},
-		{"bad type", strings.Replace(good, "type: console", "type: pager", 1), "w.yaml:10:23: notifiers[1].type: unknown notifier type \"pager\""},
+		{"bad type", strings.Replace(good, "type: console", "type: pager", 1), "w.yaml:10:23: notifiers[1].type: unknown notifier type \"pager\" (want console, webhook or slack)"},
 		{"bad url", strings.Replace(good, "https://crm.example/hook", "crm", 1), "notifiers[0].url"},
 		{"duplicate name", strings.Replace(good, "name: log", "name: crm", 1), `duplicate notifier name "crm"`},
+		{"slack without channel", strings.Replace(good, "type: console", "type: slack, token: xoxb-1", 1), "notifiers[1]: a slack notifier needs token and channel"},
+		{"webhook format", strings.Replace(good, "type: webhook,", "type: webhook, format: prometheus,", 1), `unknown format "prometheus"`},
 		{"linkcard page size", strings.Replace(strings.Replace(good, "huawei-gsl", "aliyun-linkcard", 1), `auth: {ak: "${HW_AK}", sk: "${HW_SK}"}`, `auth: {access_key_id: x, access_key_secret: y}`, 1),
 			"providers[0].page_size: 200 is not a LinkCard page size: ListCardInfo accepts 10, 15, 25 or 40"},
 	}

@@ -139,17 +139,35 @@ func (c *Config) validate() []fieldError {
 		switch n.Type {
 		case NotifierConsole:
 		case NotifierWebhook:
-			if u, err := url.Parse(n.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			if !httpURL(n.URL) {
 				add(path+".url", field+".url", "%q is not an http(s) URL", n.URL)
 			}
+			if n.Format != "" && n.Format != "simwatch" && n.Format != "alertmanager" {
+				add(path+".format", field+".format", "unknown format %q (want simwatch or alertmanager)", n.Format)
+			}
+		case NotifierSlack:
+			switch {
+			case n.URL != "" && !httpURL(n.URL):
+				add(path+".url", field+".url", "%q is not an http(s) URL", n.URL)
+			case n.URL == "" && (n.Token == "" || n.Channel == ""):
+				add(path, field, "a slack notifier needs token and channel, or url (an incoming webhook)")
+			}
+			if n.APIURL != "" && !httpURL(n.APIURL) {
+				add(path+".api_url", field+".api_url", "%q is not an http(s) URL", n.APIURL)
+			}
 		default:
-			add(path+".type", field+".type", "unknown notifier type %q (want %s or %s)", n.Type, NotifierConsole, NotifierWebhook)
+			add(path+".type", field+".type", "unknown notifier type %q (want %s, %s or %s)", n.Type, NotifierConsole, NotifierWebhook, NotifierSlack)
 		}
 		if n.MaxDeliver < 1 || n.MaxEvents < 1 {
 			add(path, field, "max_deliver and max_events must be at least 1")
 		}
 	}
 	return errs
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // NotifierNames returns the configured notifier names, for rule validation.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/event"
 )
 
@@ -139,8 +140,9 @@ func (d *Dispatcher) process(ctx context.Context, msgs []jetstream.Msg) {
 			d.deadLetter(ctx, []item{{msg: m, ev: event.Event{ID: m.Headers().Get("Nats-Msg-Id")}}}, fmt.Sprintf("undecodable event: %v", err))
 			continue
 		}
-		// Route: not addressed to this notifier.
-		if !ev.For(d.o.Name) {
+		// Route: not addressed to this notifier, or a dead letter replayed
+		// for another one.
+		if !ev.For(d.o.Name) || (m.Headers().Get(bus.HeaderReplayFor) != "" && m.Headers().Get(bus.HeaderReplayFor) != d.o.Name) {
 			d.ack(ctx, m)
 			continue
 		}
