@@ -19,6 +19,7 @@ import (
 	"github.com/simwatch/simwatch/internal/api"
 	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/config"
+	"github.com/simwatch/simwatch/internal/crash"
 	"github.com/simwatch/simwatch/internal/notify"
 	"github.com/simwatch/simwatch/internal/notify/console"
 	"github.com/simwatch/simwatch/internal/notify/slack"
@@ -122,7 +123,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 				UnhealthyAfter: pc.UnhealthyAfter,
 				Now:            o.Now,
 				Logger:         w.log,
-				Committed:      w.relay.Kick,
+				Committed: func() {
+					crash.Point(crash.AfterCommit)
+					w.relay.Kick()
+				},
 			}),
 		})
 	}
@@ -240,6 +244,7 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 	if _, err := w.relay.Drain(ctx); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	crash.Point(crash.AfterPublish)
 	dctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, d := range w.dispatchers {

@@ -59,6 +59,8 @@ type receiver struct {
 	attempts map[string]int // per Idempotency-Key
 	failNext int            // answer 503 to this many posts
 	status   int            // when set, answer this status to every post
+	hold     chan struct{}  // when set, a post waits for it to close before being accepted
+	arrived  chan struct{}  // signalled when a held post arrives
 }
 
 func newReceiver(t *testing.T) (*receiver, *httptest.Server) {
@@ -87,6 +89,13 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.t.Errorf("Idempotency-Key %q, want the event id %q", key, p.Events[0].ID)
 	}
 	r.mu.Lock()
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil {
+		r.arrived <- struct{}{}
+		<-hold
+	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.attempts[key]++
 	if r.status != 0 {
@@ -101,6 +110,15 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	require.Equal(r.t, "1", p.Version)
 	require.Equal(r.t, "crm", p.Receiver)
 	r.accepted = append(r.accepted, p.Events...)
+}
+
+// takeEvents returns the events accepted since the last call.
+func (r *receiver) takeEvents() []event.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.accepted
+	r.accepted = nil
+	return out
 }
 
 // take returns the events accepted since the last call, as "kind rule iccid-or-id".
@@ -170,8 +188,8 @@ func newProviderEnv(t *testing.T, pc providerCase, extraConfig string) *env {
 	require.NoError(t, os.WriteFile(rulesPath, []byte(e2eRules), 0o644))
 	t.Setenv("E2E_SK", "e2e-sk")
 	t.Setenv("E2E_HOOK_SECRET", hookSecret)
-	cfg := fmt.Sprintf(`data_dir: %s
-rule_files: [%s]
+	cfg := fmt.Sprintf(`data_dir: %q
+rule_files: [%q]
 providers:
   - %s
 notifiers:
