@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,6 +28,7 @@ type Stats struct {
 // NotifierStats counts one notifier's deliveries.
 type NotifierStats struct {
 	Delivered, Retried, DeadLettered int64
+	Pending                          uint64 // on the bus, not yet acknowledged
 }
 
 // DeadLetters lists and replays the events notifiers gave up on.
@@ -52,16 +54,27 @@ type Options struct {
 
 // Server is the HTTP API.
 type Server struct {
-	o     Options
-	ready atomic.Bool
-	reg   *prometheus.Registry
+	o       Options
+	ready   atomic.Bool
+	reg     *prometheus.Registry
+	latency *prometheus.HistogramVec
 }
 
 // New returns a server.
 func New(o Options) *Server {
 	s := &Server{o: o, reg: prometheus.NewRegistry()}
-	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), collector{s})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "simwatch_notifier_latency_seconds",
+		Help:    "Time from the cycle that observed an event to the receiver accepting it.",
+		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800},
+	}, []string{"notifier"})
+	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), collector{s}, s.latency)
 	return s
+}
+
+// ObserveDelivery records how long an event took from observation to receiver.
+func (s *Server) ObserveDelivery(notifier string, d time.Duration) {
+	s.latency.WithLabelValues(notifier).Observe(d.Seconds())
 }
 
 // SetReady marks the watcher ready (or not) for /readyz.
@@ -185,6 +198,7 @@ var (
 	descDelivered = prometheus.NewDesc("simwatch_notifier_delivered_total", "Events the notifier's receiver accepted.", []string{"notifier"}, nil)
 	descRetried   = prometheus.NewDesc("simwatch_notifier_retried_total", "Delivery attempts that failed and were retried.", []string{"notifier"}, nil)
 	descDead      = prometheus.NewDesc("simwatch_notifier_dead_lettered_total", "Events moved to the dead letters.", []string{"notifier"}, nil)
+	descPending   = prometheus.NewDesc("simwatch_notifier_pending_events", "Events on the bus the notifier has not yet acknowledged.", []string{"notifier"}, nil)
 	descOutbox    = prometheus.NewDesc("simwatch_outbox_events", "Events committed but not yet published to the bus.", nil, nil)
 	descCards     = prometheus.NewDesc("simwatch_provider_cards", "Cards in the provider's last successful snapshot.", []string{"provider"}, nil)
 	descFailures  = prometheus.NewDesc("simwatch_provider_failed_cycles", "Failed cycles in a row.", []string{"provider"}, nil)
@@ -192,7 +206,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descDead, descOutbox, descCards, descFailures, descLastOK} {
+	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descDead, descPending, descOutbox, descCards, descFailures, descLastOK} {
 		ch <- d
 	}
 }
@@ -205,6 +219,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(n.Delivered), name)
 			ch <- prometheus.MustNewConstMetric(descRetried, prometheus.CounterValue, float64(n.Retried), name)
 			ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(n.DeadLettered), name)
+			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(n.Pending), name)
 		}
 	}
 	_ = c.s.o.Store.View(func(tx *store.Tx) error {

@@ -205,6 +205,7 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 		MaxDeliver: nc.MaxDeliver, MaxEvents: nc.MaxEvents,
 		Backoff: notify.Backoff{Base: nc.Backoff.D(), Max: nc.MaxBackoff.D()},
 		AckWait: w.o.AckWait, Now: w.o.Now, Logger: w.log,
+		Observe: func(d time.Duration) { w.api.ObserveDelivery(nc.Name, d) },
 	}), nil
 }
 
@@ -349,11 +350,16 @@ func (w *Watcher) loop(ctx context.Context, p *providerRun) {
 
 func (w *Watcher) stats() api.Stats {
 	s := api.Stats{Notifiers: map[string]api.NotifierStats{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	for i, d := range w.dispatchers {
-		s.Notifiers[w.cfg.Notifiers[i].Name] = api.NotifierStats{
+		name := w.cfg.Notifiers[i].Name
+		pending, _ := w.bus.Pending(ctx, name)
+		s.Notifiers[name] = api.NotifierStats{
 			Delivered:    d.Stats.Delivered.Load(),
 			Retried:      d.Stats.Retried.Load(),
 			DeadLettered: d.Stats.DeadLettered.Load(),
+			Pending:      pending,
 		}
 	}
 	s.Outbox = w.store.OutboxLen()

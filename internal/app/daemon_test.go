@@ -70,6 +70,8 @@ func TestDaemonDeliversServesHealthAndStopsCleanly(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
 		if path == "/metrics" {
 			require.Contains(t, string(body), `simwatch_notifier_delivered_total{notifier="crm"} 1`)
+			require.Contains(t, string(body), `simwatch_notifier_pending_events{notifier="crm"} 0`)
+			require.Contains(t, string(body), `simwatch_notifier_latency_seconds_count{notifier="crm"} 1`)
 			require.Contains(t, string(body), `simwatch_provider_cards{provider="hw"} 60`)
 		}
 		if path == "/api/v1/alerts" {

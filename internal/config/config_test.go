@@ -73,8 +73,8 @@ func TestParseErrors(t *testing.T) {
 func TestExampleConfigLoads(t *testing.T) {
 	raw, err := os.ReadFile("../../watcher.example.yaml")
 	require.NoError(t, err)
-	c, err := Parse("watcher.example.yaml", raw, env(map[string]string{"HW_AK": "a", "HW_SK": "b", "HOOK_SECRET": "c", "ALI_AK": "d", "ALI_SK": "e"}))
+	c, err := Parse("watcher.example.yaml", raw, env(map[string]string{"HW_AK": "a", "HW_SK": "b", "HOOK_SECRET": "c", "ALI_AK": "d", "ALI_SK": "e", "SLACK_BOT_TOKEN": "xoxb"}))
 	require.NoError(t, err)
 	require.Len(t, c.Providers, 2)
-	require.Len(t, c.Notifiers, 2)
+	require.Len(t, c.Notifiers, 3)
 }

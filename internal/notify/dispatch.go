@@ -45,6 +45,9 @@ type Options struct {
 	AckWait     time.Duration // the consumer's ack wait, to keep long retries alive; default 30s
 	Now         func() time.Time
 	Logger      *slog.Logger
+	// Observe, when set, is told each delivered event's latency: from the
+	// cycle that observed it to the receiver accepting it.
+	Observe func(time.Duration)
 }
 
 // Stats counts a notifier's deliveries.
@@ -215,6 +218,11 @@ func (d *Dispatcher) deliver(ctx context.Context, g []item) {
 		}
 		d.Stats.Delivered.Add(int64(len(g)))
 		d.Stats.LastLatency.Store(int64(now.Sub(events[len(events)-1].ObservedAt)))
+		if d.o.Observe != nil {
+			for _, e := range events {
+				d.o.Observe(now.Sub(e.ObservedAt))
+			}
+		}
 		return
 	}
 	if ctx.Err() != nil {

@@ -8,65 +8,19 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/notify/slack/slackfake"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
-// fakeSlack answers chat.postMessage like Slack does, and can be told to
-// rate-limit or fail.
-type fakeSlack struct {
-	mu      sync.Mutex
-	posts   []post
-	limited int    // answer 429 this many times
-	fail    string // answer {"ok":false,"error":fail}
-	seq     int
-}
-
-type post struct {
-	Channel, Text, ThreadTS, Blocks, Auth string
-}
-
-func (f *fakeSlack) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if r.URL.Path != "/chat.postMessage" {
-		http.NotFound(w, r)
-		return
-	}
-	if f.limited > 0 {
-		f.limited--
-		w.Header().Set("Retry-After", "30")
-		w.WriteHeader(http.StatusTooManyRequests)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if f.fail != "" {
-		fmt.Fprintf(w, `{"ok":false,"error":%q}`, f.fail)
-		return
-	}
-	_ = r.ParseForm()
-	p := post{Channel: r.FormValue("channel"), Text: r.FormValue("text"), ThreadTS: r.FormValue("thread_ts"),
-		Blocks: r.FormValue("blocks"), Auth: r.Header.Get("Authorization") + r.FormValue("token")}
-	f.posts = append(f.posts, p)
-	f.seq++
-	fmt.Fprintf(w, `{"ok":true,"channel":"C0123","ts":"1795435200.%06d","message":{}}`, f.seq)
-}
-
-func (f *fakeSlack) all() []post {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]post(nil), f.posts...)
-}
-
-func setup(t *testing.T) (*fakeSlack, *Notifier) {
+func setup(t *testing.T) (*slackfake.Server, *Notifier) {
 	t.Helper()
-	f := &fakeSlack{}
+	f := &slackfake.Server{}
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
 	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"))
@@ -98,7 +52,7 @@ func TestSingleEventMessage(t *testing.T) {
 	retry, err := n.Notify(context.Background(), cardEvent(1, event.KindFiring, 5))
 	require.NoError(t, err)
 	require.False(t, retry)
-	posts := f.all()
+	posts := f.Posts()
 	require.Len(t, posts, 1)
 	p := posts[0]
 	require.Equal(t, "#iot-alerts", p.Channel)
@@ -123,7 +77,7 @@ func TestBurstBecomesDigestWorstFirst(t *testing.T) {
 	}
 	_, err := n.Notify(context.Background(), events...)
 	require.NoError(t, err)
-	posts := f.all()
+	posts := f.Posts()
 	require.Len(t, posts, 1, "one message for the burst")
 	b := posts[0].Blocks
 	require.Contains(t, b, "for 25 cards")
@@ -138,7 +92,7 @@ func TestResolvedRepliesInThread(t *testing.T) {
 	require.NoError(t, err)
 	_, err = n.Notify(context.Background(), cardEvent(1, event.KindResolved, 50), cardEvent(2, event.KindResolved, 60), cardEvent(3, event.KindResolved, 70))
 	require.NoError(t, err)
-	posts := f.all()
+	posts := f.Posts()
 	require.Len(t, posts, 3)
 	require.Equal(t, "1795435200.000001", posts[1].ThreadTS, "resolutions of the digest's alerts reply in its thread")
 	require.Contains(t, posts[1].Blocks, "for 2 cards")
@@ -153,12 +107,12 @@ func TestRetryDoesNotRepost(t *testing.T) {
 	require.NoError(t, err)
 	_, err = n.Notify(context.Background(), e) // redelivered
 	require.NoError(t, err)
-	require.Len(t, f.all(), 1)
+	require.Len(t, f.Posts(), 1)
 }
 
 func TestRateLimitedThenOK(t *testing.T) {
 	f, n := setup(t)
-	f.limited = 1
+	f.RateLimit(1, "30")
 	retry, err := n.Notify(context.Background(), cardEvent(1, event.KindFiring, 5))
 	require.Error(t, err)
 	require.True(t, retry)
@@ -168,20 +122,20 @@ func TestRateLimitedThenOK(t *testing.T) {
 	retry, err = n.Notify(context.Background(), cardEvent(1, event.KindFiring, 5))
 	require.NoError(t, err)
 	require.False(t, retry)
-	require.Len(t, f.all(), 1)
+	require.Len(t, f.Posts(), 1)
 }
 
 func TestErrorsThatWillNotHeal(t *testing.T) {
 	for _, code := range []string{"invalid_auth", "channel_not_found", "not_in_channel"} {
 		f, n := setup(t)
-		f.fail = code
+		f.Fail(code)
 		retry, err := n.Notify(context.Background(), cardEvent(1, event.KindFiring, 5))
 		require.ErrorContains(t, err, code)
 		require.False(t, retry, code)
 		require.NotContains(t, err.Error(), "xoxb-test-token")
 	}
 	f, n := setup(t)
-	f.fail = "internal_error"
+	f.Fail("internal_error")
 	retry, err := n.Notify(context.Background(), cardEvent(1, event.KindFiring, 5))
 	require.Error(t, err)
 	require.True(t, retry, "a passing Slack error is retried")
