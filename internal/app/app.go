@@ -20,6 +20,7 @@ import (
 	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/config"
 	"github.com/simwatch/simwatch/internal/crash"
+	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/notify"
 	"github.com/simwatch/simwatch/internal/notify/console"
 	"github.com/simwatch/simwatch/internal/notify/slack"
@@ -59,6 +60,7 @@ type Watcher struct {
 	relay       *outbox.Relay
 	dispatchers []*notify.Dispatcher
 	api         *api.Server
+	gsl         map[string]*gsl.Client // by provider name, for actions
 }
 
 type providerRun struct {
@@ -84,7 +86,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	if o.AckWait == 0 {
 		o.AckWait = cfg.NATS.AckWait.D()
 	}
-	w = &Watcher{cfg: cfg, o: o, log: o.Logger}
+	w = &Watcher{cfg: cfg, o: o, log: o.Logger, gsl: map[string]*gsl.Client{}}
 	set := o.Rules
 	if set == nil {
 		if set, err = rules.LoadFiles(cfg.RuleFiles, rules.LoadOptions{Notifiers: cfg.NotifierNames()}); err != nil {
@@ -108,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	}
 	w.relay = outbox.New(w.store, w.bus, 0, w.log.With("component", "outbox"))
 	for _, pc := range cfg.Providers {
-		src, err := w.source(pc)
+		src, daily, err := w.source(pc)
 		if err != nil {
 			return nil, err
 		}
@@ -123,6 +125,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 				UnhealthyAfter: pc.UnhealthyAfter,
 				Now:            o.Now,
 				Logger:         w.log,
+				Daily:          daily,
 				Committed: func() {
 					crash.Point(crash.AfterCommit)
 					w.relay.Kick()
@@ -141,7 +144,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	return w, nil
 }
 
-func (w *Watcher) source(pc config.Provider) (poll.Source, error) {
+// source builds a provider's client, and its daily usage API when it has one.
+func (w *Watcher) source(pc config.Provider) (poll.Source, poll.DailyFunc, error) {
 	switch pc.Type {
 	case config.TypeGSL:
 		o := gsl.Options{
@@ -157,9 +161,13 @@ func (w *Watcher) source(pc config.Provider) (poll.Source, error) {
 		}
 		c, err := gsl.New(o)
 		if err != nil {
-			return nil, fmt.Errorf("provider %s: %w", pc.Name, err)
+			return nil, nil, fmt.Errorf("provider %s: %w", pc.Name, err)
 		}
-		return c, nil
+		w.gsl[pc.Name] = c
+		daily := func(ctx context.Context, month, date string, ids []string) (map[string][]fleet.DayUsage, error) {
+			return c.DailyFlow(ctx, gsl.DailyQuery{Month: month, Date: date}, ids)
+		}
+		return c, daily, nil
 	case config.TypeLinkCard:
 		c, err := linkcard.New(linkcard.Options{
 			Name: pc.Name, Endpoint: pc.Endpoint,
@@ -169,11 +177,11 @@ func (w *Watcher) source(pc config.Provider) (poll.Source, error) {
 			HTTPClient: w.o.HTTPClient, Logger: w.log,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("provider %s: %w", pc.Name, err)
+			return nil, nil, fmt.Errorf("provider %s: %w", pc.Name, err)
 		}
-		return c, nil
+		return c, nil, nil
 	default:
-		return nil, fmt.Errorf("provider %s: unknown type %s", pc.Name, pc.Type)
+		return nil, nil, fmt.Errorf("provider %s: unknown type %s", pc.Name, pc.Type)
 	}
 }
 

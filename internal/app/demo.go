@@ -70,7 +70,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// The watcher's clock runs at the simulation's pace, so that `for: 30m`
 	// and `repeat: 24h` play out in seconds.
-	realStart, simStart := time.Now(), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	realStart, simStart := time.Now(), sim.DefaultStart
 	scale := float64(24*time.Hour) / float64(*day)
 	now := func() time.Time { return simStart.Add(time.Duration(float64(time.Since(realStart)) * scale)) }
 

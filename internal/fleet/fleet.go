@@ -78,3 +78,82 @@ const (
 	EntityCard = "card"
 	EntityPool = "pool"
 )
+
+// DayUsage is data used on one calendar day, in MB. Day counts days since
+// 1970-01-01 of the provider's calendar (China time for GSL and LinkCard).
+type DayUsage struct {
+	Day int32
+	MB  float64
+}
+
+// ChinaTime is the zone the providers count days and billing months in.
+var ChinaTime = time.FixedZone("UTC+8", 8*3600)
+
+// DayOf is the calendar day of t in ChinaTime.
+func DayOf(t time.Time) int32 {
+	y, m, d := t.In(ChinaTime).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// DayDate is the midnight (UTC) that names a day, for formatting.
+func DayDate(day int32) time.Time { return time.Unix(int64(day)*86400, 0).UTC() }
+
+// History sources: where a card's or pool's daily usage came from.
+const (
+	HistoryDaily    = "daily"    // the provider's daily usage API
+	HistorySnapshot = "snapshot" // differences between successive listings
+)
+
+// History is an entity's daily usage, oldest first, one entry per day.
+type History struct {
+	Source string
+	Days   []DayUsage
+}
+
+// Set records mb for day, replacing what the day had.
+func (h *History) Set(day int32, mb float64) {
+	i := len(h.Days)
+	for i > 0 && h.Days[i-1].Day > day {
+		i--
+	}
+	if i > 0 && h.Days[i-1].Day == day {
+		h.Days[i-1].MB = mb
+		return
+	}
+	h.Days = append(h.Days, DayUsage{})
+	copy(h.Days[i+1:], h.Days[i:])
+	h.Days[i] = DayUsage{Day: day, MB: mb}
+}
+
+// Get returns the usage on day, and whether the day is recorded.
+func (h *History) Get(day int32) (float64, bool) {
+	for i := len(h.Days) - 1; i >= 0; i-- {
+		if h.Days[i].Day == day {
+			return h.Days[i].MB, true
+		}
+		if h.Days[i].Day < day {
+			break
+		}
+	}
+	return 0, false
+}
+
+// Trim drops days before from.
+func (h *History) Trim(from int32) {
+	i := 0
+	for i < len(h.Days) && h.Days[i].Day < from {
+		i++
+	}
+	h.Days = h.Days[i:]
+}
+
+// Sum adds the usage of days in [from, to].
+func (h *History) Sum(from, to int32) (mb float64, days int) {
+	for _, d := range h.Days {
+		if d.Day >= from && d.Day <= to {
+			mb += d.MB
+			days++
+		}
+	}
+	return mb, days
+}

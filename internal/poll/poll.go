@@ -41,6 +41,10 @@ type Options struct {
 	Logger         *slog.Logger
 	// Committed is called after each committed cycle, e.g. to wake the outbox relay.
 	Committed func()
+	// Daily, when set, is the provider's daily usage API: history is
+	// backfilled from it and kept up to date. Without it, history is derived
+	// from successive listings.
+	Daily DailyFunc
 }
 
 // Poller runs cycles for one provider. Cycle must not be called concurrently.
@@ -97,7 +101,8 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 	}
-	res, err := p.commit(now, snap)
+	daily := p.fetchDaily(ctx, now, snap.Cards)
+	res, err := p.commit(now, snap, daily)
 	res.Fetch, res.Commit = fetched, time.Since(start)-fetched
 	if err != nil {
 		return res, fmt.Errorf("poll %s: commit: %w", p.o.Provider, err)
@@ -175,6 +180,8 @@ type entityStore[T any] struct {
 	eval  func(prev, cur *T)
 	same  func(cur *T, all bool)
 	clock bool // some condition rule reads the clock
+	// usage, when set, records the usage between two listings of an entity.
+	usage func(prev, cur *T) error
 }
 
 // apply evaluates and writes what changed, evaluates and deletes what is
@@ -188,6 +195,11 @@ func (s entityStore[T]) apply(changed []change[T], removed []string, same []*T, 
 			return err
 		}
 		if ok {
+			if s.usage != nil {
+				if err := s.usage(&prev, ch.cur); err != nil {
+					return err
+				}
+			}
 			s.eval(&prev, ch.cur)
 		} else {
 			s.eval(nil, ch.cur)
@@ -214,7 +226,7 @@ func (s entityStore[T]) apply(changed []change[T], removed []string, same []*T, 
 	return nil
 }
 
-func (p *Poller) commit(now time.Time, snap fleet.Snapshot) (Result, error) {
+func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (Result, error) {
 	set := p.o.Rules()
 	cChanged, cSame, cRemoved, cardFP := diff(snap.Cards, cardID, encodeCard, p.cardFP)
 	pChanged, pSame, pRemoved, poolFP := diff(snap.Pools, poolID, encodePool, p.poolFP)
@@ -236,15 +248,43 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot) (Result, error) {
 			return err
 		}
 		full := meta.RulesHash != set.Hash // new or edited rules see the whole fleet once
+		today := fleet.DayOf(now)
+		if daily != nil {
+			if err := writeDaily(pt, daily, snap.Cards, today); err != nil {
+				return err
+			}
+			meta.HistoryThrough = daily.through
+		}
 		cy := set.NewCycle(p.o.Provider, now, alerts)
+		cy.ReadHistory(func(entity, id string) fleet.History {
+			key := store.CardHistoryKey(id)
+			if entity == fleet.EntityPool {
+				key = store.PoolHistoryKey(id)
+			}
+			h, err := pt.History(key)
+			if err != nil {
+				log.Warn("usage history unreadable", "key", key, "err", err)
+			}
+			return h
+		})
+		var cardUsage func(prev, cur *fleet.Card) error
+		var poolUsage func(prev, cur *fleet.Pool) error
+		if p.o.Daily == nil {
+			cardUsage = func(prev, cur *fleet.Card) error {
+				return addSnapshotUsage(pt, store.CardHistoryKey(cur.ID), prev.FlowUsed, cur.FlowUsed, today)
+			}
+			poolUsage = func(prev, cur *fleet.Pool) error {
+				return addSnapshotUsage(pt, store.PoolHistoryKey(cur.ID), prev.FlowUsed, cur.FlowUsed, today)
+			}
+		}
 
 		cards := entityStore[fleet.Card]{id: cardID, get: pt.Card, put: pt.PutCard, del: pt.DeleteCard,
-			eval: cy.Card, same: cy.CardUnchanged, clock: set.HasClockRules(fleet.EntityCard)}
+			eval: cy.Card, same: cy.CardUnchanged, clock: set.HasClockRules(fleet.EntityCard), usage: cardUsage}
 		if err := cards.apply(cChanged, cRemoved, cSame, full); err != nil {
 			return err
 		}
 		pools := entityStore[fleet.Pool]{id: poolID, get: pt.Pool, put: pt.PutPool, del: pt.DeletePool,
-			eval: cy.Pool, same: cy.PoolUnchanged, clock: set.HasClockRules(fleet.EntityPool)}
+			eval: cy.Pool, same: cy.PoolUnchanged, clock: set.HasClockRules(fleet.EntityPool), usage: poolUsage}
 		if err := pools.apply(pChanged, pRemoved, pSame, full); err != nil {
 			return err
 		}

@@ -32,11 +32,22 @@ type helpers struct {
 	Pct        func(a, b float64) float64 `expr:"pct"`
 	DaysUntil  func(t time.Time) float64  `expr:"days_until"`
 	HoursSince func(t time.Time) float64  `expr:"hours_since"`
+
+	// Usage history (daily MB, China-time days).
+	UsageToday             func() float64              `expr:"usage_today"`
+	UsageLast              func(window string) float64 `expr:"usage_last"`
+	DailyAvg               func(days int) float64      `expr:"daily_avg"`
+	DaysToExhaust          func() float64              `expr:"days_to_exhaust"`
+	ExhaustsBeforeCycleEnd func() bool                 `expr:"exhausts_before_cycle_end"`
+	HistorySource          func() string               `expr:"history_source"`
+	HistoryDays            func() int                  `expr:"history_days"`
 }
 
-// Names of the helpers that make a rule depend on the clock, so that it is
-// evaluated every cycle even for entities that did not change.
-var clockHelpers = []string{"days_until", "hours_since"}
+// Names of the helpers that make a rule depend on the clock or on the usage
+// history, so that it is evaluated every cycle even for entities that did
+// not change.
+var clockHelpers = []string{"days_until", "hours_since", "usage_today", "usage_last", "daily_avg",
+	"days_to_exhaust", "exhausts_before_cycle_end", "history_source", "history_days"}
 
 // transitionNames make a rule a transition rule.
 var transitionNames = []string{"prev", "changed"}
@@ -48,10 +59,32 @@ func pct(a, b float64) float64 {
 	return a / b * 100
 }
 
-func newHelpers(now time.Time, changed func(string) bool) helpers {
+func newHelpers(now time.Time, changed func(string) bool, h *usage) helpers {
 	return helpers{
-		Changed: changed,
-		Pct:     pct,
+		UsageToday: func() float64 {
+			mb, _ := h.get().Get(h.today)
+			return mb
+		},
+		UsageLast: func(window string) float64 {
+			d, err := time.ParseDuration(window)
+			if err != nil {
+				return 0 // rejected at load time; see compile
+			}
+			days := int32(math.Ceil(d.Hours() / 24))
+			mb, _ := h.get().Sum(h.today-days, h.today)
+			return mb
+		},
+		DailyAvg:      func(days int) float64 { return h.burn(int32(days)) },
+		DaysToExhaust: h.daysToExhaust,
+		ExhaustsBeforeCycleEnd: func() bool {
+			y, m, _ := now.In(fleet.ChinaTime).Date()
+			end := time.Date(y, m+1, 1, 0, 0, 0, 0, fleet.ChinaTime)
+			return h.daysToExhaust() < end.Sub(now).Hours()/24
+		},
+		HistorySource: func() string { return h.get().Source },
+		HistoryDays:   func() int { return len(h.get().Days) },
+		Changed:       changed,
+		Pct:           pct,
 		DaysUntil: func(t time.Time) float64 {
 			if t.IsZero() {
 				return math.Inf(1)
@@ -65,6 +98,55 @@ func newHelpers(now time.Time, changed func(string) bool) helpers {
 			return now.Sub(t).Hours()
 		},
 	}
+}
+
+// usage reads the history of the entity being evaluated, once.
+type usage struct {
+	today  int32
+	read   func(entity, id string) fleet.History
+	entity string
+	id     string
+	left   float64
+	loaded bool
+	h      fleet.History
+}
+
+func (u *usage) reset(entity, id string, left float64) {
+	u.entity, u.id, u.left, u.loaded = entity, id, left, false
+}
+
+func (u *usage) get() *fleet.History {
+	if !u.loaded {
+		u.h = fleet.History{}
+		if u.read != nil {
+			u.h = u.read(u.entity, u.id)
+		}
+		u.loaded = true
+	}
+	return &u.h
+}
+
+// burn is the average daily use over the last `days` complete days that
+// have data.
+func (u *usage) burn(days int32) float64 {
+	mb, n := u.get().Sum(u.today-days, u.today-1)
+	if n == 0 {
+		return 0
+	}
+	return mb / float64(n)
+}
+
+// daysToExhaust is what is left divided by the 7-day burn rate: +Inf when
+// nothing is being used, 0 when nothing is left.
+func (u *usage) daysToExhaust() float64 {
+	if u.left <= 0 {
+		return 0
+	}
+	b := u.burn(7)
+	if b <= 0 {
+		return math.Inf(1)
+	}
+	return u.left / b
 }
 
 // fieldIndex maps each expr name of a struct to its field index.

@@ -53,8 +53,9 @@ type Cycle struct {
 	events   []event.Event
 	errs     []error
 
-	card CardEnv
-	pool PoolEnv
+	card  CardEnv
+	pool  PoolEnv
+	usage usage
 	// cur/prev of the entity being evaluated, for changed().
 	curCard, prevCard *fleet.Card
 	curPool, prevPool *fleet.Pool
@@ -65,10 +66,14 @@ type Cycle struct {
 func (s *Set) NewCycle(provider string, now time.Time, alerts map[string]*Alert) *Cycle {
 	c := &Cycle{set: s, provider: provider, now: now, alerts: alerts,
 		touched: map[string]bool{}, dirty: map[string]bool{}}
-	c.card.helpers = newHelpers(now, func(f string) bool { return fieldChanged(cardFields, c.prevCard, c.curCard, f) })
-	c.pool.helpers = newHelpers(now, func(f string) bool { return fieldChanged(poolFields, c.prevPool, c.curPool, f) })
+	c.usage.today = fleet.DayOf(now)
+	c.card.helpers = newHelpers(now, func(f string) bool { return fieldChanged(cardFields, c.prevCard, c.curCard, f) }, &c.usage)
+	c.pool.helpers = newHelpers(now, func(f string) bool { return fieldChanged(poolFields, c.prevPool, c.curPool, f) }, &c.usage)
 	return c
 }
+
+// ReadHistory sets where usage helpers read an entity's daily usage from.
+func (c *Cycle) ReadHistory(read func(entity, id string) fleet.History) { c.usage.read = read }
 
 // Card evaluates the card rules for a card that is new (prev nil), changed,
 // or gone from a complete listing (cur nil).
@@ -135,6 +140,11 @@ func lazyJSON[T any](v *T) func() json.RawMessage {
 }
 
 func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly bool, values, prev func() json.RawMessage) {
+	left := c.card.FlowLeft
+	if entity == fleet.EntityPool {
+		left = c.pool.FlowLeft
+	}
+	c.usage.reset(entity, id, left)
 	for _, r := range c.set.Rules {
 		if r.On != entity || (clockOnly && !r.clock) {
 			continue

@@ -327,6 +327,14 @@ func (r *Rule) compile() *file.Error {
 				r.clock = true
 			}
 		case *ast.CallNode:
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "usage_last" && len(n.Arguments) == 1 {
+				s, ok := n.Arguments[0].(*ast.StringNode)
+				loc := n.Arguments[0].Location()
+				line, col := offsetPosition(r.When, loc.From)
+				if d, err := time.ParseDuration(s.Value); !ok || err != nil || d <= 0 {
+					bad = &file.Error{Location: loc, Line: line, Column: col, Message: `usage_last() takes a window in quotes, e.g. usage_last("24h") or usage_last("168h")`}
+				}
+			}
 			if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "changed" && len(n.Arguments) == 1 {
 				s, ok := n.Arguments[0].(*ast.StringNode)
 				loc := n.Arguments[0].Location()
@@ -372,7 +380,7 @@ func hint(msg, on string) string {
 		return msg
 	}
 	best, bestD := "", 4
-	for _, n := range append(fieldNames(on), "prev", "changed", "pct", "days_until", "hours_since") {
+	for _, n := range append(fieldNames(on), append([]string{"prev", "changed", "pct"}, clockHelpers...)...) {
 		if d := levenshtein(m[1], n); d < bestD {
 			best, bestD = n, d
 		}

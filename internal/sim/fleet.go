@@ -43,6 +43,21 @@ type card struct {
 	Tags           string
 	Attr1          string
 	NetworkType    string
+	idle           []int32 // days since the start on which the card was not in use
+}
+
+// DefaultStart is the simulated date of day 0.
+var DefaultStart = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+// usageOn is the card's usage on a day if it was in use: deterministic, so
+// the daily-flow API and the listing agree.
+func (c *card) usageOn(day time.Time) float64 {
+	h := uint64(c.ID)*0x9e3779b97f4a7c15 ^ uint64(day.Unix()/86400)*0xbf58476d1ce4e5b9
+	h ^= h >> 31
+	h *= 0x94d049bb133111eb
+	h ^= h >> 29
+	u := float64(h%10000) / 10000
+	return round2(c.Daily * (0.5 + u))
 }
 
 func (c *card) left() float64 {
@@ -72,6 +87,7 @@ type Fleet struct {
 	byICC  map[string]*card
 	day    int
 	start  time.Time
+	calm   bool
 	events []string // what Advance changed, for the demo's narration
 }
 
@@ -80,7 +96,8 @@ type FleetOptions struct {
 	Cards int
 	Pools int
 	Seed  uint64
-	// Start is the simulated date of day 0; zero means 2026-11-01 UTC.
+	// Start is the simulated date of day 0; zero means 2026-11-20, so that
+	// the billing month already has usage (and daily history) behind it.
 	Start time.Time
 	// Calm generates a fleet with nothing to alert on: every card active with
 	// no usage, every pool with room. Tests then change what they assert on.
@@ -100,22 +117,24 @@ var plans = []struct {
 // NewFleet generates a fleet. The same options always give the same fleet.
 func NewFleet(o FleetOptions) *Fleet {
 	if o.Start.IsZero() {
-		o.Start = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+		o.Start = DefaultStart
 	}
 	f := &Fleet{
 		rng:   rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed)),
 		byICC: make(map[string]*card, o.Cards),
 		start: o.Start,
+		calm:  o.Calm,
 	}
 	cycle := o.Start.Format("2006-01")
+	monthStart := time.Date(o.Start.Year(), o.Start.Month(), 1, 0, 0, 0, 0, time.UTC)
 	for j := range o.Pools {
 		f.pools = append(f.pools, &pool{
 			ID:        4940000000 + int64(j+1),
 			Name:      fmt.Sprintf("pool-%02d", j+1),
 			Plan:      "Pooled IoT data",
 			Cycle:     cycle,
-			Effective: o.Start.Add(-8 * time.Hour),
-			Expired:   o.Start.AddDate(0, 1, 0).Add(-8*time.Hour - time.Second),
+			Effective: monthStart.Add(-8 * time.Hour),
+			Expired:   monthStart.AddDate(0, 1, 0).Add(-8*time.Hour - time.Second),
 		})
 	}
 	for i := range o.Cards {
@@ -155,8 +174,12 @@ func NewFleet(o FleetOptions) *Fleet {
 			}
 			pl.Total += c.Total
 		}
-		// Cards are spread over the billing cycle, so some start near their limit.
-		c.Used = min(round2(c.Daily*float64(f.rng.IntN(28))), c.Total)
+		// The month so far: the sum of the days before the start, as the
+		// daily-flow API reports them. Heavy users start near their limit.
+		for d := monthStart; d.Before(o.Start); d = d.AddDate(0, 0, 1) {
+			c.Used += c.usageOn(d)
+		}
+		c.Used = min(round2(c.Used), c.Total)
 		if i%7 == 0 {
 			c.Tags = "fleet-a"
 		}
@@ -184,11 +207,16 @@ func (f *Fleet) Advance(days int) []string {
 	defer f.mu.Unlock()
 	f.events = f.events[:0]
 	for range days {
+		today := f.start.AddDate(0, 0, f.day) // the day now ending
 		f.day++
+		newMonth := f.start.AddDate(0, 0, f.day).Month() != today.Month()
 		for _, c := range f.cards {
+			if c.Status != gslInUse {
+				c.idle = append(c.idle, int32(f.day-1))
+			}
 			switch c.Status {
 			case gslInUse:
-				c.Used = round2(c.Used + c.Daily*(0.5+f.rng.Float64()))
+				c.Used = round2(c.Used + c.usageOn(today))
 				// Pool members draw on the pool, so only cards with their
 				// own allowance are stopped when it is used up.
 				if c.Used >= c.Total && c.OperatorStatus == -1 && c.PoolID == 0 {
@@ -211,6 +239,13 @@ func (f *Fleet) Advance(days int) []string {
 				if f.rng.Float64() < 0.05 {
 					c.Status = gslInUse
 					f.note("card %s activated", c.ICCID)
+				}
+			}
+			if newMonth {
+				// A new billing cycle: usage starts again, quota stops lift.
+				c.Used = 0
+				if c.Status == gslStopped && c.OperatorStatus == 1 {
+					c.Status, c.OperatorStatus = gslInUse, -1
 				}
 			}
 		}

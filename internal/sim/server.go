@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -29,6 +31,9 @@ type Options struct {
 
 	MaxSkew time.Duration // allowed X-Sdk-Date skew; zero means 15m
 	Now     func() time.Time
+	// WorkOrderDelay is how long a stop or resume takes to change the card;
+	// zero means 2s.
+	WorkOrderDelay time.Duration
 }
 
 // Server serves the simulated provider APIs.
@@ -39,6 +44,10 @@ type Server struct {
 	issued map[string]time.Time
 	nonces map[string]bool // LinkCard SignatureNonces seen
 	stats  Stats
+
+	orders     []*workOrder
+	nextOrder  int64
+	lastAction map[int64]time.Time // card id → last stop/resume accepted
 }
 
 // Stats counts what the server answered, for tests and the demo.
@@ -47,6 +56,7 @@ type Stats struct {
 	ByPath   map[string]int `json:"by_path"`
 	Rejected int            `json:"rejected"` // failed auth
 	Faults   int            `json:"faults"`   // answered with an injected fault
+	Actions  int            `json:"actions"`  // stop/resume work orders accepted
 }
 
 // NewServer returns a simulator for o.Fleet.
@@ -63,7 +73,7 @@ func NewServer(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Server{o: o, issued: map[string]time.Time{}, stats: Stats{ByPath: map[string]int{}}}
+	return &Server{o: o, issued: map[string]time.Time{}, stats: Stats{ByPath: map[string]int{}}, lastAction: map[int64]time.Time{}}
 }
 
 // Fleet returns the simulated fleet.
@@ -74,6 +84,9 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sim-cards", s.guard("sim-cards", s.listCards))
 	mux.HandleFunc("GET /v1/sim-pools", s.guard("sim-pools", s.listPools))
+	mux.HandleFunc("POST /v1/sim-cards/batch-daily-flow", s.guard("batch-daily-flow", s.batchDailyFlow))
+	mux.HandleFunc("POST /v1/sim-cards/{id}/stop", s.guard("stop", s.cardAction(true)))
+	mux.HandleFunc("POST /v1/sim-cards/{id}/reset", s.guard("reset", s.cardAction(false)))
 	mux.HandleFunc("POST /v3/auth/tokens", s.issueToken)
 	mux.HandleFunc("GET /{$}", s.linkcard)
 	s.control(mux)
@@ -128,6 +141,9 @@ func (s *Server) guard(path string, next func(w http.ResponseWriter, r *http.Req
 				return
 			}
 		}
+		s.mu.Lock()
+		s.completeWorkOrders()
+		s.mu.Unlock()
 		if f := s.takeFault(path, page); f != nil {
 			s.mu.Lock()
 			s.stats.Faults++
@@ -181,8 +197,12 @@ func (s *Server) authenticate(r *http.Request) (code, msg string) {
 	if !hasHost || !hasDate {
 		return "APIGW.0301", "Incorrect IAM authentication information: host and x-sdk-date must be signed"
 	}
-	// The simulator's listings have no body.
-	want := gsl.Signature(sk, gsl.StringToSign(gsl.CanonicalRequest(r, signed, nil), r.Header.Get(gsl.HeaderSdkDate)))
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	want := gsl.Signature(sk, gsl.StringToSign(gsl.CanonicalRequest(r, signed, body), r.Header.Get(gsl.HeaderSdkDate)))
 	if !hmac.Equal([]byte(want), []byte(sig)) {
 		return "APIGW.0301", "Incorrect IAM authentication information: verify aksk signature fail"
 	}

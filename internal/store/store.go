@@ -234,6 +234,9 @@ type Meta struct {
 	RulesHash      string    `json:"rules_hash"` // the rule set the snapshot was evaluated with
 	Cards          int       `json:"cards"`
 	Pools          int       `json:"pools"`
+	// HistoryThrough is the last day whose daily usage came from the
+	// provider's daily API; 0 means the history was never backfilled.
+	HistoryThrough int32 `json:"history_through,omitempty"`
 }
 
 // Meta returns the provider's metadata.

@@ -63,6 +63,7 @@ type Options struct {
 type Client struct {
 	o       Options
 	retrier *provider.Retrier
+	once    *provider.Retrier // for operations that must not repeat on their own
 	tokens  *tokenCache
 }
 
@@ -118,8 +119,11 @@ func New(o Options) (*Client, error) {
 		return nil, errors.New("gsl: AK/SK signing needs both keys")
 	}
 	burst := o.Concurrency
-	c := &Client{o: o, retrier: &provider.Retrier{Name: o.Name, Retries: o.Retries, Backoff: o.Backoff,
-		MaxBackoff: o.MaxBackoff, Limiter: rate.NewLimiter(rate.Limit(o.Rate), burst), Logger: o.Logger}}
+	limiter := rate.NewLimiter(rate.Limit(o.Rate), burst)
+	c := &Client{o: o,
+		retrier: &provider.Retrier{Name: o.Name, Retries: o.Retries, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff, Limiter: limiter, Logger: o.Logger},
+		once:    &provider.Retrier{Name: o.Name, Retries: -1, Limiter: limiter, Logger: o.Logger},
+	}
 	if o.IAM != nil {
 		c.tokens = &tokenCache{auth: *o.IAM, http: o.HTTPClient, now: o.Now}
 	}
