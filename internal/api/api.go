@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -97,6 +98,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
 	mux.HandleFunc("GET /api/v1/providers", s.providers)
 	mux.HandleFunc("GET /api/v1/deadletters", s.listDeadLetters)
+	mux.HandleFunc("GET /api/v1/actions", s.actions)
 	mux.HandleFunc("POST /api/v1/deadletters/replay", s.replayDeadLetters)
 	return mux
 }
@@ -163,6 +165,24 @@ func (s *Server) providers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, map[string]any{"providers": out})
+}
+
+// actions lists what action notifiers did (or would have done) in the last
+// ?hours= hours (default 24).
+func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
+	hours, err := strconv.Atoi(r.URL.Query().Get("hours"))
+	if err != nil || hours <= 0 {
+		hours = 24
+	}
+	recs, err := s.o.Store.Actions(r.URL.Query().Get("notifier"), time.Now().Add(-time.Duration(hours)*time.Hour))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if recs == nil {
+		recs = []store.ActionRecord{}
+	}
+	writeJSON(w, map[string]any{"actions": recs})
 }
 
 func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {

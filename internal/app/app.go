@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/simwatch/simwatch/internal/crash"
 	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/notify"
+	"github.com/simwatch/simwatch/internal/notify/action"
 	"github.com/simwatch/simwatch/internal/notify/console"
 	"github.com/simwatch/simwatch/internal/notify/slack"
 	"github.com/simwatch/simwatch/internal/notify/webhook"
@@ -201,6 +203,25 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 			return nil, fmt.Errorf("notifier %s: %w", nc.Name, err)
 		}
 		n = s
+	case config.NotifierAction:
+		for _, r := range nc.Rules {
+			if !slices.ContainsFunc(w.rules.Load().Rules, func(rule *rules.Rule) bool { return rule.Name == r }) {
+				return nil, fmt.Errorf("notifier %s: rules: no rule named %q", nc.Name, r)
+			}
+		}
+		var others []string
+		for _, o := range w.cfg.Notifiers {
+			if o.Type != config.NotifierAction {
+				others = append(others, o.Name)
+			}
+		}
+		a, err := action.New(action.Options{Name: nc.Name, Provider: nc.Provider, Operation: nc.Operation, Rules: nc.Rules,
+			DryRun: nc.IsDryRun(), MaxPerHour: nc.MaxPerHour, AnnounceTo: others, Operator: w.gsl[nc.Provider],
+			Journal: w.store, Announced: func() { w.relay.Kick() }, Now: w.o.Now, Logger: w.log})
+		if err != nil {
+			return nil, fmt.Errorf("notifier %s: %w", nc.Name, err)
+		}
+		n = a
 	default:
 		return nil, fmt.Errorf("notifier %s: unknown type %s", nc.Name, nc.Type)
 	}
@@ -256,6 +277,7 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 	crash.Point(crash.AfterPublish)
 	dctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	wg.Go(func() { w.relay.Run(dctx) }) // actions announce what they did through the outbox
 	for _, d := range w.dispatchers {
 		wg.Go(func() { _ = d.Run(dctx) })
 	}
@@ -265,14 +287,14 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 	return errors.Join(append(errs, err)...)
 }
 
-// waitDelivered polls the consumers until nothing is pending.
+// waitDelivered polls the outbox and the consumers until nothing is pending.
 func (w *Watcher) waitDelivered(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		pending := uint64(0)
+		pending := uint64(w.store.OutboxLen())
 		for _, nc := range w.cfg.Notifiers {
 			n, err := w.bus.Pending(ctx, nc.Name)
 			if err != nil {

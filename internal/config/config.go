@@ -27,6 +27,7 @@ const (
 	NotifierConsole = "console"
 	NotifierWebhook = "webhook"
 	NotifierSlack   = "slack"
+	NotifierAction  = "action"
 )
 
 // Config is the whole of watcher.yaml.
@@ -102,22 +103,33 @@ type Auth struct {
 }
 
 // Notifier is one delivery target. A slack notifier takes token and channel,
-// or url set to an incoming-webhook URL.
+// or url set to an incoming-webhook URL. An action notifier takes provider,
+// operation and rules.
 type Notifier struct {
-	Name       string   `yaml:"name"`
-	Type       string   `yaml:"type"`
-	URL        string   `yaml:"url"`
-	Secret     Secret   `yaml:"secret"`
-	Format     string   `yaml:"format"`  // webhook: simwatch (default) or alertmanager
-	Token      Secret   `yaml:"token"`   // slack: bot token
-	Channel    string   `yaml:"channel"` // slack
-	APIURL     string   `yaml:"api_url"` // slack: API base, for tests and proxies
+	Name    string `yaml:"name"`
+	Type    string `yaml:"type"`
+	URL     string `yaml:"url"`
+	Secret  Secret `yaml:"secret"`
+	Format  string `yaml:"format"`  // webhook: simwatch (default) or alertmanager
+	Token   Secret `yaml:"token"`   // slack: bot token
+	Channel string `yaml:"channel"` // slack
+	APIURL  string `yaml:"api_url"` // slack: API base, for tests and proxies
+	// action: stop or resume the card an event is about.
+	Provider   string   `yaml:"provider"`     // a huawei-gsl provider
+	Operation  string   `yaml:"operation"`    // stop | resume
+	Rules      []string `yaml:"rules"`        // the rules that may trigger it
+	DryRun     *bool    `yaml:"dry_run"`      // default true: only log and record
+	MaxPerHour int      `yaml:"max_per_hour"` // default 10; the excess is dead-lettered
 	Timeout    Duration `yaml:"timeout"`
 	MaxDeliver int      `yaml:"max_deliver"` // attempts before an event is dead-lettered
 	MaxEvents  int      `yaml:"max_events"`  // events per webhook post
 	Backoff    Duration `yaml:"backoff"`     // first retry delay
 	MaxBackoff Duration `yaml:"max_backoff"`
 }
+
+// IsDryRun reports whether an action notifier only logs and records (the
+// default) rather than acting.
+func (n Notifier) IsDryRun() bool { return n.DryRun == nil || *n.DryRun }
 
 // Secret is a credential. It never prints: %v, logs and JSON show a redaction.
 type Secret string

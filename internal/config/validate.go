@@ -155,8 +155,21 @@ func (c *Config) validate() []fieldError {
 			if n.APIURL != "" && !httpURL(n.APIURL) {
 				add(path+".api_url", field+".api_url", "%q is not an http(s) URL", n.APIURL)
 			}
+		case NotifierAction:
+			if !slices.ContainsFunc(c.Providers, func(p Provider) bool { return p.Name == n.Provider && p.Type == TypeGSL }) {
+				add(path+".provider", field+".provider", "%q is not a configured %s provider (actions need GSL's stop/reset API)", n.Provider, TypeGSL)
+			}
+			if n.Operation != "stop" && n.Operation != "resume" {
+				add(path+".operation", field+".operation", "operation must be stop or resume, not %q", n.Operation)
+			}
+			if len(n.Rules) == 0 {
+				add(path+".rules", field+".rules", "list the rules that may trigger this action")
+			}
+			if n.MaxPerHour < 0 {
+				add(path+".max_per_hour", field+".max_per_hour", "must not be negative")
+			}
 		default:
-			add(path+".type", field+".type", "unknown notifier type %q (want %s, %s or %s)", n.Type, NotifierConsole, NotifierWebhook, NotifierSlack)
+			add(path+".type", field+".type", "unknown notifier type %q (want %s, %s, %s or %s)", n.Type, NotifierConsole, NotifierWebhook, NotifierSlack, NotifierAction)
 		}
 		if n.MaxDeliver < 1 || n.MaxEvents < 1 {
 			add(path, field, "max_deliver and max_events must be at least 1")

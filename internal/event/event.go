@@ -16,6 +16,8 @@ const (
 	KindFiring     = "firing"
 	KindResolved   = "resolved"
 	KindTransition = "transition"
+	// KindAction announces what an action notifier did about another event.
+	KindAction = "action"
 )
 
 // Event is one alert transition. ID is deterministic: the same transition of
