@@ -78,5 +78,6 @@ func TestExampleConfigLoads(t *testing.T) {
 	c, err := Parse("watcher.example.yaml", raw, env(map[string]string{"HW_AK": "a", "HW_SK": "b", "HOOK_SECRET": "c", "ALI_AK": "d", "ALI_SK": "e", "SLACK_BOT_TOKEN": "xoxb"}))
 	require.NoError(t, err)
 	require.Len(t, c.Providers, 2)
-	require.Len(t, c.Notifiers, 3)
+	require.Len(t, c.Notifiers, 4)
+	require.True(t, c.Notifiers[3].IsDryRun())
 }

@@ -188,3 +188,42 @@ func TestPoolOverdraftRepeat(t *testing.T) {
 	require.Empty(t, run(t0.Add(5*time.Hour), &p))
 	require.Equal(t, []string{"firing pool_overdraft 9"}, kinds(run(t0.Add(6*time.Hour), &p)))
 }
+
+func TestHistoryHelpers(t *testing.T) {
+	set, err := Parse("r.yaml", []byte(`rules:
+  - {name: runs_out, on: card, when: 'days_to_exhaust() < 7.5'}
+  - {name: before_cycle_end, on: card, when: 'exhausts_before_cycle_end()'}
+  - {name: heavy_week, on: card, when: 'usage_last("168h") >= 70 && daily_avg(7) == 10'}
+  - {name: today, on: card, when: 'usage_today() > 3 && history_source() == "snapshot" && history_days() == 8'}
+`), LoadOptions{})
+	require.NoError(t, err)
+	now := time.Date(2026, 11, 23, 4, 0, 0, 0, time.UTC) // noon on the 23rd in China
+	today := fleet.DayOf(now)
+	h := fleet.History{Source: fleet.HistorySnapshot}
+	for d := today - 7; d < today; d++ {
+		h.Set(d, 10)
+	}
+	h.Set(today, 4)
+	c := set.NewCycle("ali", now, map[string]*Alert{})
+	c.ReadHistory(func(entity, id string) fleet.History {
+		require.Equal(t, fleet.EntityCard, entity)
+		return h
+	})
+	cur := card("1", func(c *fleet.Card) { c.FlowLeft = 70 })
+	c.Card(nil, &cur)
+	ev, _, errs := c.Finish()
+	require.Empty(t, errs)
+	// 70 MB left at 10 MB a day: 7 days, the 30th, before the month ends.
+	require.ElementsMatch(t, []string{"firing runs_out 1", "firing before_cycle_end 1", "firing heavy_week 1", "firing today 1"}, kinds(ev))
+
+	// No history: never exhausts.
+	c = set.NewCycle("ali", now, map[string]*Alert{})
+	c.Card(nil, &cur)
+	ev, _, _ = c.Finish()
+	require.Empty(t, ev)
+}
+
+func TestUsageLastNeedsAWindow(t *testing.T) {
+	_, err := Parse("r.yaml", []byte("rules:\n  - {name: x, on: card, when: 'usage_last(\"a day\") > 1'}\n"), LoadOptions{})
+	require.ErrorContains(t, err, `usage_last() takes a window in quotes, e.g. usage_last("24h")`)
+}
