@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
 
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/fleet"
@@ -15,7 +15,13 @@ import (
 const (
 	StatePending = "pending"
 	StateFiring  = "firing"
+	// StateResolved is kept only by rules with rearm: cycle, to remember
+	// that the alert already notified in this billing cycle.
+	StateResolved = "resolved"
 )
+
+// vmMemoryBudget bounds what one evaluation may allocate.
+const vmMemoryBudget = 100_000
 
 // Alert is the persisted state of one active condition alert: a rule holding
 // for one entity. It lives in the store between cycles and across restarts.
@@ -30,6 +36,13 @@ type Alert struct {
 	LastSent time.Time       `json:"last_sent,omitzero"` // last firing notification
 	Sent     int             `json:"sent"`               // firing notifications so far
 	Values   json.RawMessage `json:"values"`             // the entity when last evaluated
+	// ClearedAt is when a firing alert's condition stopped holding, while
+	// keep_firing_for keeps it firing.
+	ClearedAt time.Time `json:"cleared_at,omitzero"`
+	// Cycle is the billing month the alert notified in (rearm: cycle);
+	// Muted marks an alert that holds again in that month and stays quiet.
+	Cycle string `json:"cycle,omitempty"`
+	Muted bool   `json:"muted,omitempty"`
 }
 
 // AlertKey identifies an alert within a provider.
@@ -56,6 +69,8 @@ type Cycle struct {
 	card  CardEnv
 	pool  PoolEnv
 	usage usage
+	vm    vm.VM
+	month string // the billing month, China time
 	// cur/prev of the entity being evaluated, for changed().
 	curCard, prevCard *fleet.Card
 	curPool, prevPool *fleet.Pool
@@ -67,6 +82,8 @@ func (s *Set) NewCycle(provider string, now time.Time, alerts map[string]*Alert)
 	c := &Cycle{set: s, provider: provider, now: now, alerts: alerts,
 		touched: map[string]bool{}, dirty: map[string]bool{}}
 	c.usage.today = fleet.DayOf(now)
+	c.vm.MemoryBudget = vmMemoryBudget
+	c.month = now.In(fleet.ChinaTime).Format("2006-01")
 	c.card.helpers = newHelpers(now, func(f string) bool { return fieldChanged(cardFields, c.prevCard, c.curCard, f) }, &c.usage)
 	c.pool.helpers = newHelpers(now, func(f string) bool { return fieldChanged(poolFields, c.prevPool, c.curPool, f) }, &c.usage)
 	return c
@@ -152,7 +169,7 @@ func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 		if r.transition && !hasPrev {
 			continue // first sight or unchanged: no transition
 		}
-		out, err := expr.Run(r.program, env)
+		out, err := c.vm.Run(r.program, env)
 		if err != nil {
 			c.errs = append(c.errs, fmt.Errorf("rule %s on %s %s: %w", r.Name, entity, id, err))
 			continue
@@ -167,28 +184,73 @@ func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 		key := AlertKey(r.Name, entity, id)
 		c.touched[key] = true
 		a := c.alerts[key]
+		if a != nil && a.State == StateResolved && a.Cycle != c.month {
+			delete(c.alerts, key) // a new billing cycle: the rule is armed again
+			c.dirty[key] = true
+			a = nil
+		}
 		switch {
 		case holds && a == nil:
 			a = &Alert{Rule: r.Name, Entity: entity, EntityID: id, ICCID: iccid, State: StatePending, ActiveAt: c.now, Values: values()}
 			c.alerts[key] = a
 			c.dirty[key] = true
 			c.advance(r, a)
+		case holds && a.State == StateResolved:
+			// Already notified this billing cycle: hold quietly.
+			a.State, a.Muted, a.ActiveAt, a.Values = StateFiring, true, c.now, values()
+			c.dirty[key] = true
 		case holds:
-			a.Values = values()
+			a.Values, a.ClearedAt = values(), time.Time{}
 			c.dirty[key] = true
 			c.advance(r, a)
-		case a != nil:
-			c.end(r, a, values())
+		case a != nil && a.State == StateFiring && r.resolveWhen != nil && !c.run(r, r.resolveWhen, env, entity, id):
+			// Inside the hysteresis band: still firing.
+			a.Values = values()
+			c.dirty[key] = true
+		case a != nil && a.State != StateResolved:
+			c.clear(r, a, values())
 		}
 	}
+}
+
+// run evaluates a boolean program; an error counts as false and is reported.
+func (c *Cycle) run(r *Rule, p *vm.Program, env any, entity, id string) bool {
+	out, err := c.vm.Run(p, env)
+	if err != nil {
+		c.errs = append(c.errs, fmt.Errorf("rule %s on %s %s: %w", r.Name, entity, id, err))
+		return false
+	}
+	b, _ := out.(bool)
+	return b
+}
+
+// clear handles a condition that stopped holding: keep_firing_for holds a
+// firing alert a while longer, then it ends.
+func (c *Cycle) clear(r *Rule, a *Alert, values json.RawMessage) {
+	if a.State == StateFiring && !a.Muted && r.KeepFiringFor > 0 {
+		if a.ClearedAt.IsZero() {
+			a.ClearedAt = c.now
+		}
+		if values != nil {
+			a.Values = values
+		}
+		c.dirty[a.Key()] = true
+		if c.now.Sub(a.ClearedAt) < r.KeepFiringFor {
+			return
+		}
+	}
+	c.end(r, a, values)
 }
 
 // advance moves a holding alert on: pending to firing once `for` has passed,
 // and a repeat notification once `repeat` has.
 func (c *Cycle) advance(r *Rule, a *Alert) {
+	if a.Muted {
+		return
+	}
 	switch {
 	case a.State == StatePending && c.now.Sub(a.ActiveAt) >= r.For:
-		a.State, a.FiredAt = StateFiring, c.now
+		a.State, a.FiredAt, a.Cycle = StateFiring, c.now, c.month
 	case a.State == StateFiring && r.Repeat > 0 && c.now.Sub(a.LastSent) >= r.Repeat:
 	default:
 		return
@@ -204,12 +266,17 @@ func (c *Cycle) end(r *Rule, a *Alert, values json.RawMessage) {
 	if values != nil {
 		a.Values = values
 	}
-	if a.State == StateFiring {
+	if a.State == StateFiring && !a.Muted {
 		c.emit(r, event.KindResolved, a.Entity, a.EntityID, a.ICCID, a.ActiveAt, 0, a.Values, nil)
 	}
-	delete(c.alerts, a.Key())
 	c.touched[a.Key()] = true
 	c.dirty[a.Key()] = true
+	if r.Rearm == RearmCycle && a.Cycle != "" {
+		// Remember the notification until the billing cycle ends.
+		a.State, a.Muted, a.ClearedAt = StateResolved, false, time.Time{}
+		return
+	}
+	delete(c.alerts, a.Key())
 }
 
 // gone ends every alert of an entity that left a complete listing.
@@ -235,10 +302,15 @@ func (c *Cycle) Finish() (events []event.Event, writes map[string]*Alert, errs [
 			continue
 		}
 		r := byName[a.Rule]
-		if r == nil || r.transition || r.On != a.Entity {
-			// The rule was removed or changed kind: the alert ends quietly.
+		if r == nil || r.transition || r.On != a.Entity || (a.State == StateResolved && a.Cycle != c.month) {
+			// The rule was removed or changed kind, or a remembered
+			// notification's cycle is over: the record ends quietly.
 			delete(c.alerts, key)
 			c.dirty[key] = true
+			continue
+		}
+		if a.State == StateFiring && !a.ClearedAt.IsZero() {
+			c.clear(r, a, nil) // keep_firing_for may have run out
 			continue
 		}
 		c.advance(r, a)

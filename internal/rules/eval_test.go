@@ -227,3 +227,40 @@ func TestUsageLastNeedsAWindow(t *testing.T) {
 	_, err := Parse("r.yaml", []byte("rules:\n  - {name: x, on: card, when: 'usage_last(\"a day\") > 1'}\n"), LoadOptions{})
 	require.ErrorContains(t, err, `usage_last() takes a window in quotes, e.g. usage_last("24h")`)
 }
+
+func TestHysteresisAndRearm(t *testing.T) {
+	set, err := Parse("r.yaml", []byte(`rules:
+  - name: keep
+    on: card
+    when: flow_left < 10
+    keep_firing_for: 1h
+  - name: band
+    on: card
+    when: flow_left < 10
+    resolve_when: flow_left > 20
+  - name: once_a_cycle
+    on: card
+    when: flow_left < 10
+    rearm: cycle
+`), LoadOptions{})
+	require.NoError(t, err)
+	h := &harness{t: t, set: set, alerts: map[string]*Alert{}, cards: map[string]fleet.Card{}}
+	left := func(v float64) fleet.Card { return card("1", func(c *fleet.Card) { c.FlowLeft = v }) }
+	at := time.Date(2026, 11, 20, 4, 0, 0, 0, time.UTC)
+	step := func(d time.Duration, v float64) []string { at = at.Add(d); return kinds(h.cycle(at, left(v))) }
+
+	require.ElementsMatch(t, []string{"firing keep 1", "firing band 1", "firing once_a_cycle 1"}, step(0, 5))
+	// Hovering just above the threshold: keep and band stay firing.
+	require.Equal(t, []string{"resolved once_a_cycle 1"}, step(10*time.Minute, 12))
+	// Back under: once_a_cycle does not notify again this billing cycle.
+	require.Empty(t, step(10*time.Minute, 8))
+	require.Empty(t, step(10*time.Minute, 15))
+	// keep_firing_for runs out an hour after the condition last stopped holding.
+	require.Empty(t, step(30*time.Minute, 15))
+	require.Equal(t, []string{"resolved keep 1"}, step(31*time.Minute, 15))
+	// band resolves only past resolve_when.
+	require.Equal(t, []string{"resolved band 1"}, step(10*time.Minute, 25))
+	// A new billing cycle re-arms once_a_cycle.
+	at = time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC)
+	require.ElementsMatch(t, []string{"firing keep 1", "firing band 1", "firing once_a_cycle 1"}, step(0, 5))
+}

@@ -49,14 +49,22 @@ type Rule struct {
 	Labels   map[string]string
 	Summary  string
 	Notify   []string
+	// KeepFiringFor keeps a firing alert firing this long after its
+	// condition stops holding, so a value hovering at a threshold does not flap.
+	KeepFiringFor time.Duration
+	// Rearm "cycle" lets the alert notify at most once per billing cycle.
+	Rearm string
+	// ResolveWhen, when set, must hold for a firing alert to resolve.
+	ResolveWhen string
 
 	File string
 	Line int
 
-	program    *vm.Program
-	summary    *template.Template
-	transition bool // fires once per change; never pending, never resolved
-	clock      bool // reads the clock, so it is evaluated on unchanged entities too
+	program     *vm.Program
+	resolveWhen *vm.Program // when set, a firing alert resolves only when this holds
+	summary     *template.Template
+	transition  bool // fires once per change; never pending, never resolved
+	clock       bool // reads the clock, so it is evaluated on unchanged entities too
 }
 
 // Transition reports whether the rule fires on changes rather than holding.
@@ -141,7 +149,7 @@ func newSet(rs []*Rule) *Set {
 	def, _ := json.Marshal(func() []any {
 		out := make([]any, len(rs))
 		for i, r := range rs {
-			out[i] = []any{r.Name, r.On, r.When, r.For, r.Repeat, r.Severity, r.Labels, r.Summary, r.Notify}
+			out[i] = []any{r.Name, r.On, r.When, r.For, r.Repeat, r.Severity, r.Labels, r.Summary, r.Notify, r.KeepFiringFor, r.Rearm, r.ResolveWhen}
 		}
 		return out
 	}())
@@ -160,33 +168,94 @@ func hash64(b []byte) uint64 {
 
 // ruleDoc is a rule as written, before validation.
 type ruleDoc struct {
-	Name     string            `yaml:"name"`
-	On       string            `yaml:"on"`
-	When     string            `yaml:"when"`
-	For      string            `yaml:"for"`
-	Repeat   string            `yaml:"repeat"`
-	Severity string            `yaml:"severity"`
-	Labels   map[string]string `yaml:"labels"`
-	Summary  string            `yaml:"summary"`
-	Notify   []string          `yaml:"notify"`
+	Name          string            `yaml:"name"`
+	On            string            `yaml:"on"`
+	When          string            `yaml:"when"`
+	For           string            `yaml:"for"`
+	Repeat        string            `yaml:"repeat"`
+	Severity      string            `yaml:"severity"`
+	Labels        map[string]string `yaml:"labels"`
+	Summary       string            `yaml:"summary"`
+	Notify        []string          `yaml:"notify"`
+	KeepFiringFor string            `yaml:"keep_firing_for"`
+	ResolveWhen   string            `yaml:"resolve_when"`
+	Rearm         string            `yaml:"rearm"`
 }
 
 var ruleName = regexp.MustCompile(`^[a-z0-9_]+$`)
 
+// decodeRules decodes each rule on its own, so that one rule's bad key does
+// not hide the next rule's problems. A rule that does not decode is reported
+// and left out.
+func decodeRules(path string, f *yast.File) (docs map[int]ruleDoc, count int, problems []Problem) {
+	docs = map[int]ruleDoc{}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		return docs, 0, []Problem{{File: path, Line: 1, Col: 1, Message: "no rules: the file needs a top-level rules: list"}}
+	}
+	var top map[string]any
+	if err := yaml.NodeToValue(f.Docs[0].Body, &top); err != nil {
+		return docs, 0, []Problem{yamlProblem(path, err)}
+	}
+	for k := range top {
+		if k != "rules" {
+			_, line, col := nodeAt(f, "$."+k, "$")
+			problems = append(problems, Problem{File: path, Line: line, Col: col, Message: fmt.Sprintf("unknown key %q (a rule file has one key: rules)", k)})
+		}
+	}
+	p, _ := yaml.PathString("$.rules")
+	node, err := p.FilterFile(f)
+	if err != nil || node == nil {
+		return docs, 0, append(problems, Problem{File: path, Line: 1, Col: 1, Message: "no rules: the file needs a top-level rules: list"})
+	}
+	seq, ok := node.(*yast.SequenceNode)
+	if !ok {
+		pos := node.GetToken().Position
+		return docs, 0, append(problems, Problem{File: path, Line: pos.Line, Col: pos.Column, Message: "rules must be a list"})
+	}
+	for i, item := range seq.Values {
+		var d ruleDoc
+		if err := yaml.NodeToValue(item, &d, yaml.DisallowUnknownField()); err != nil {
+			pr := yamlProblem(path, err)
+			if m := unknownField.FindStringSubmatch(pr.Message); m != nil {
+				pr.Message += hintKey(m[1])
+			}
+			problems = append(problems, pr)
+			continue
+		}
+		docs[i] = d
+	}
+	return docs, len(seq.Values), problems
+}
+
+var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+var ruleKeys = []string{"name", "on", "when", "for", "repeat", "severity", "labels", "summary", "notify", "keep_firing_for", "resolve_when", "rearm"}
+
+func hintKey(k string) string {
+	best, bestD := "", 3
+	for _, n := range ruleKeys {
+		if d := levenshtein(k, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return " (a rule's keys are " + strings.Join(ruleKeys, ", ") + ")"
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
 func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
-	var doc struct {
-		Rules []ruleDoc `yaml:"rules"`
-	}
-	if err := yaml.UnmarshalWithOptions(src, &doc, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
-		return nil, []Problem{yamlProblem(path, err)}
-	}
 	f, err := parser.ParseBytes(src, 0)
 	if err != nil {
 		return nil, []Problem{yamlProblem(path, err)}
 	}
+	docs, count, problems := decodeRules(path, f)
 	var rules []*Rule
-	var problems []Problem
-	for i, d := range doc.Rules {
+	for i := range count {
+		d, ok := docs[i]
+		if !ok {
+			continue
+		}
 		at := func(field string) (*token.Token, int, int) {
 			return nodeAt(f, fmt.Sprintf("$.rules[%d].%s", i, field), fmt.Sprintf("$.rules[%d]", i))
 		}
@@ -196,7 +265,7 @@ func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
 		}
 		_, line, _ := at("name")
 		r := &Rule{Name: d.Name, On: d.On, When: d.When, Severity: d.Severity, Labels: d.Labels,
-			Summary: d.Summary, Notify: d.Notify, File: path, Line: line}
+			Summary: d.Summary, Notify: d.Notify, File: path, Line: line, ResolveWhen: d.ResolveWhen}
 		if !ruleName.MatchString(d.Name) {
 			report("name", "rule name %q must match [a-z0-9_]+", d.Name)
 		}
@@ -217,7 +286,7 @@ func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
 		for _, fd := range []struct {
 			field, val string
 			dst        *time.Duration
-		}{{"for", d.For, &r.For}, {"repeat", d.Repeat, &r.Repeat}} {
+		}{{"for", d.For, &r.For}, {"repeat", d.Repeat, &r.Repeat}, {"keep_firing_for", d.KeepFiringFor, &r.KeepFiringFor}} {
 			if fd.val == "" {
 				continue
 			}
@@ -246,8 +315,23 @@ func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
 		if err := r.parseSummary(); err != nil {
 			report("summary", "rule %s: summary: %v", d.Name, err)
 		}
-		if r.transition && (r.For > 0 || r.Repeat > 0) {
-			report("when", "rule %s: a transition rule (it uses prev or changed) fires once per change, so for and repeat do not apply", d.Name)
+		if r.transition && (r.For > 0 || r.Repeat > 0 || r.KeepFiringFor > 0 || d.ResolveWhen != "" || d.Rearm != "") {
+			report("when", "rule %s: a transition rule (it uses prev or changed) fires once per change, so for, repeat, keep_firing_for, resolve_when and rearm do not apply", d.Name)
+		}
+		switch d.Rearm {
+		case "", RearmCycle:
+			r.Rearm = d.Rearm
+		default:
+			report("rearm", "rule %s: rearm must be %q (at most once per billing cycle), not %q", d.Name, RearmCycle, d.Rearm)
+		}
+		if d.ResolveWhen != "" && (d.On == fleet.EntityCard || d.On == fleet.EntityPool) {
+			tok, _, _ := at("resolve_when")
+			prog, p := compileExpr(d.ResolveWhen, d.On)
+			if p != nil {
+				line, col := exprPosition(tok, p)
+				problems = append(problems, Problem{File: path, Line: line, Col: col, Message: fmt.Sprintf("rule %s: resolve_when: %s", d.Name, p.Message)})
+			}
+			r.resolveWhen = prog
 		}
 		rules = append(rules, r)
 	}
@@ -299,21 +383,34 @@ func exprPosition(tok *token.Token, p *file.Error) (int, int) {
 	return line, col + p.Column
 }
 
-// compile compiles When against the rule's environment and classifies it.
-func (r *Rule) compile() *file.Error {
+// RearmCycle is the rearm mode that notifies at most once per billing cycle.
+const RearmCycle = "cycle"
+
+// compileExpr compiles a boolean expression against an entity kind's
+// environment, bounded in size, with the non-deterministic builtins removed.
+func compileExpr(src, on string) (*vm.Program, *file.Error) {
 	var env any = &CardEnv{}
-	if r.On == fleet.EntityPool {
+	if on == fleet.EntityPool {
 		env = &PoolEnv{}
 	}
-	prog, err := expr.Compile(r.When, expr.Env(env), expr.AsBool(), expr.MaxNodes(maxNodes),
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.MaxNodes(maxNodes),
 		expr.DisableBuiltin("now"), expr.DisableBuiltin("date"))
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			fe.Message = hint(fe.Message, r.On)
-			return fe
+			fe.Message = hint(fe.Message, on)
+			return nil, fe
 		}
-		return &file.Error{Message: err.Error(), Line: 1, Column: 0}
+		return nil, &file.Error{Message: err.Error(), Line: 1, Column: 0}
+	}
+	return prog, nil
+}
+
+// compile compiles When against the rule's environment and classifies it.
+func (r *Rule) compile() *file.Error {
+	prog, fe := compileExpr(r.When, r.On)
+	if fe != nil {
+		return fe
 	}
 	r.program = prog
 	var bad *file.Error
@@ -373,8 +470,12 @@ func offsetPosition(src string, from int) (line, col int) {
 
 var unknownName = regexp.MustCompile(`unknown name ([A-Za-z_][A-Za-z0-9_]*)`)
 
-// hint adds "did you mean" to an unknown-name error.
+// hint adds "did you mean" to an unknown-name error, and a pointer to the
+// field reference to a type error.
 func hint(msg, on string) string {
+	if strings.Contains(msg, "mismatched types") || strings.Contains(msg, "expected bool") {
+		return msg + " (see `watcher rules fields` for each field's type and unit)"
+	}
 	m := unknownName.FindStringSubmatch(msg)
 	if m == nil {
 		return msg

@@ -60,7 +60,31 @@ func TestParseProblems(t *testing.T) {
     on: card
     when: flow_left < 10
     colour: red
-`, []string{`r.yaml:5:5: unknown field "colour"`}},
+`, []string{`r.yaml:5:5: unknown field "colour" (a rule's keys are`}},
+		{"every problem at once", `rules:
+  - name: a
+    on: card
+    when: flow_left < 10
+    sumary: x
+  - name: b
+    on: card
+    when: flow_lef < 10
+  - name: c
+    on: pool
+    when: flow_left < 0
+    repeat: 1 day
+  - name: d
+    on: card
+    when: flow_left < 10
+    rearm: monthly
+`, []string{`r.yaml:5:5: unknown field "sumary" (did you mean summary?)`, "r.yaml:8:11: rule b: unknown name flow_lef (did you mean flow_left?)",
+			`r.yaml:12:13: rule c: repeat: bad duration "1 day"`, `r.yaml:16:12: rule d: rearm must be "cycle"`}},
+		{"resolve_when checked", `rules:
+  - name: band
+    on: card
+    when: flow_left < 10
+    resolve_when: flow_left > "20"
+`, []string{"r.yaml:5:29: rule band: resolve_when: invalid operation: > (mismatched types float64 and string) (see `watcher rules fields`"}},
 		{"bad on", `rules:
   - name: Low-Flow
     on: sim
