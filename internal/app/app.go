@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
@@ -63,6 +66,7 @@ type Watcher struct {
 	dispatchers []*notify.Dispatcher
 	api         *api.Server
 	gsl         map[string]*gsl.Client // by provider name, for actions
+	loadedStamp string                 // the rule files as they were loaded
 }
 
 type providerRun struct {
@@ -90,6 +94,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	}
 	w = &Watcher{cfg: cfg, o: o, log: o.Logger, gsl: map[string]*gsl.Client{}}
 	set := o.Rules
+	w.loadedStamp = w.rulesStamp()
 	if set == nil {
 		if set, err = rules.LoadFiles(cfg.RuleFiles, rules.LoadOptions{Notifiers: cfg.NotifierNames()}); err != nil {
 			return nil, fmt.Errorf("rules:\n%w", err)
@@ -340,6 +345,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for _, p := range w.providers {
 		pollWG.Go(func() { w.loop(ctx, p) })
 	}
+	if w.o.Rules == nil {
+		pollWG.Go(func() { w.watchRules(ctx, 2*time.Second) })
+	}
 	w.api.SetReady(true)
 	<-ctx.Done()
 	w.log.Info("shutting down")
@@ -360,6 +368,65 @@ func (w *Watcher) Run(ctx context.Context) error {
 		cancel()
 	}
 	return nil
+}
+
+// Reload reads the rule files again. A set with problems is refused, with
+// the reasons, and the running set stays; alert state of rules that keep
+// their name carries over.
+func (w *Watcher) Reload() error {
+	set, err := rules.LoadFiles(w.cfg.RuleFiles, rules.LoadOptions{Notifiers: w.cfg.NotifierNames()})
+	if err != nil {
+		w.log.Error("rules reload refused; the running rules stay", "err", err)
+		return err
+	}
+	for _, nc := range w.cfg.Notifiers {
+		for _, r := range nc.Rules {
+			if !slices.ContainsFunc(set.Rules, func(rule *rules.Rule) bool { return rule.Name == r }) {
+				err := fmt.Errorf("notifier %s acts on rule %q, which the new rules lack", nc.Name, r)
+				w.log.Error("rules reload refused; the running rules stay", "err", err)
+				return err
+			}
+		}
+	}
+	w.rules.Store(set)
+	w.log.Info("rules reloaded", "rules", len(set.Rules))
+	return nil
+}
+
+// rulesStamp identifies the rule files' contents by modification time and size.
+func (w *Watcher) rulesStamp() string {
+	var b strings.Builder
+	for _, f := range w.cfg.RuleFiles {
+		if st, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%s:%d:%d;", f, st.ModTime().UnixNano(), st.Size())
+		}
+	}
+	return b.String()
+}
+
+// watchRules reloads the rules on SIGHUP and when a rule file changes.
+func (w *Watcher) watchRules(ctx context.Context, every time.Duration) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	stamp := w.rulesStamp
+	last := w.loadedStamp
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			last = stamp()
+			_ = w.Reload()
+		case <-t.C:
+			if now := stamp(); now != last {
+				last = now
+				_ = w.Reload()
+			}
+		}
+	}
 }
 
 func (w *Watcher) loop(ctx context.Context, p *providerRun) {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -119,4 +121,36 @@ func TestRulesCheckCommand(t *testing.T) {
 	code = app.Main(context.Background(), []string{"rules", "check", path}, &out, &errOut)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut.String(), path+":4:33: rule card_low_flow: unknown name flow_lft (did you mean flow_left?)")
+}
+
+// The daemon reloads its rules when a rule file changes; a bad new set is
+// refused with the reasons while the last good set keeps running.
+func TestDaemonReloadsRules(t *testing.T) {
+	e := newEnv(t, "")
+	cfg, err := config.Load(e.config)
+	require.NoError(t, err)
+	cfg.Providers[0].Interval = config.Duration(50 * time.Millisecond)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w, err := app.New(ctx, cfg, app.Options{Stdout: io.Discard, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done; w.Close() }()
+
+	// A bad set is refused; the running rules still fire.
+	require.NoError(t, os.WriteFile(cfg.RuleFiles[0], []byte("rules:\n  - {name: x, on: card, when: 'flow_lft < 1'}\n"), 0o644))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "rules reload refused") }, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, logs.String(), "unknown name flow_lft")
+	e.patchCard(11, `{"flow_used": 99995, "flow_total": 100000}`)
+	require.Eventually(t, func() bool { return slices.Contains(e.recv.take(), "firing card_low_flow "+e.iccids[11]) }, 10*time.Second, 20*time.Millisecond)
+
+	// A good set takes effect, and sees the whole fleet once.
+	require.NoError(t, os.WriteFile(cfg.RuleFiles[0], []byte(e2eRules+`  - name: big_spender
+    on: card
+    when: flow_used > 50000
+`), 0o644))
+	require.Eventually(t, func() bool { return slices.Contains(e.recv.take(), "firing big_spender "+e.iccids[11]) }, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, logs.String(), "rules reloaded")
 }
