@@ -9,6 +9,7 @@ build:
 test:
 	$(GO) test -race -count=1 ./...
 	$(GO) run ./cmd/watcher rules check rules.example.yaml
+	$(GO) run ./cmd/watcher rules test rules.example.test.yaml
 
 demo:
 	$(GO) run ./cmd/watcher demo

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/config"
@@ -23,7 +25,9 @@ Usage:
   watcher demo [--cards N] [--pools M] [--listen ADDR]   simulated fleet, everything embedded
   watcher run --config FILE [--once] [--timeout D]        the daemon; --once runs one cycle and delivers
   watcher sim [--listen ADDR] [--cards N] [--pools M]     the provider simulator on its own
-  watcher rules check FILE...                             validate rule files
+  watcher rules check FILE...                             validate rule files (every problem, file:line:col)
+  watcher rules test FILE...                              run rule unit tests
+  watcher rules fields [--json]                           what card and pool rules can use
   watcher deadletter list --config FILE [--notifier N]    events notifiers gave up on, with why
   watcher deadletter replay --config FILE (--all | ID...) send them again
 `
@@ -110,8 +114,14 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func rulesCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 1 && args[0] == "fields" {
+		return rulesFields(args[1:], stdout)
+	}
+	if len(args) >= 2 && args[0] == "test" {
+		return rulesTest(args[1:], stdout)
+	}
 	if len(args) < 2 || args[0] != "check" {
-		fmt.Fprint(stderr, "usage: watcher rules check FILE...\n")
+		fmt.Fprint(stderr, "usage: watcher rules check FILE... | watcher rules test FILE... | watcher rules fields [--json]\n")
 		return exitError(2)
 	}
 	set, err := rules.LoadFiles(args[1:], rules.LoadOptions{})
@@ -120,5 +130,61 @@ func rulesCmd(args []string, stdout, stderr io.Writer) error {
 		return exitError(1)
 	}
 	fmt.Fprintf(stdout, "%d rules OK in %s\n", len(set.Rules), strings.Join(args[1:], ", "))
+	return nil
+}
+
+// rulesFields prints every field and helper rules can use, from the code.
+func rulesFields(args []string, stdout io.Writer) error {
+	all := map[string][]rules.Field{"card": rules.Fields("card"), "pool": rules.Fields("pool")}
+	if len(args) > 0 && args[0] == "--json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(all)
+	}
+	for _, on := range []string{"card", "pool"} {
+		fmt.Fprintf(stdout, "on: %s\n", on)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tTYPE\tUNIT\tMEANING")
+		for _, f := range all[on] {
+			name := f.Name
+			if f.Helper {
+				name += "()"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, f.Type, f.Unit, f.Meaning)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+	}
+	return nil
+}
+
+// rulesTest runs rule test files and reports each case.
+func rulesTest(files []string, stdout io.Writer) error {
+	failed, total := 0, 0
+	for _, f := range files {
+		results, err := rules.RunTestFile(f)
+		if err != nil {
+			fmt.Fprintln(stdout, err)
+			return exitError(1)
+		}
+		for _, r := range results {
+			total++
+			if len(r.Failures) == 0 {
+				fmt.Fprintf(stdout, "ok    %s: %s\n", r.File, r.Name)
+				continue
+			}
+			failed++
+			fmt.Fprintf(stdout, "FAIL  %s: %s\n", r.File, r.Name)
+			for _, msg := range r.Failures {
+				fmt.Fprintf(stdout, "  %s\n", msg)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "%d tests, %d failed\n", total, failed)
+	if failed > 0 {
+		return exitError(1)
+	}
 	return nil
 }

@@ -13,14 +13,14 @@ import (
 // card in the previous successful snapshot) and helpers bound to the cycle.
 type CardEnv struct {
 	fleet.Card
-	Prev fleet.Card `expr:"prev"`
+	Prev fleet.Card `expr:"prev" doc:"|the card in the previous listing, e.g. prev.status (makes the rule a transition)"`
 	helpers
 }
 
 // PoolEnv is what a pool rule's expression sees.
 type PoolEnv struct {
 	fleet.Pool
-	Prev fleet.Pool `expr:"prev"`
+	Prev fleet.Pool `expr:"prev" doc:"|the pool in the previous listing (makes the rule a transition)"`
 	helpers
 }
 
@@ -28,19 +28,19 @@ type PoolEnv struct {
 // that they are typed at compile time and bound to the cycle's clock and the
 // entity at hand.
 type helpers struct {
-	Changed    func(field string) bool    `expr:"changed"`
-	Pct        func(a, b float64) float64 `expr:"pct"`
-	DaysUntil  func(t time.Time) float64  `expr:"days_until"`
-	HoursSince func(t time.Time) float64  `expr:"hours_since"`
+	Changed    func(field string) bool    `expr:"changed" doc:"|true when the named field differs from the previous listing (makes the rule a transition)"`
+	Pct        func(a, b float64) float64 `expr:"pct" doc:"%|a as a percentage of b (0 when b is 0), e.g. pct(flow_used, flow_total)"`
+	DaysUntil  func(t time.Time) float64  `expr:"days_until" doc:"days|days from now until a time (negative once past), e.g. days_until(expire_time)"`
+	HoursSince func(t time.Time) float64  `expr:"hours_since" doc:"hours|hours since a time"`
 
 	// Usage history (daily MB, China-time days).
-	UsageToday             func() float64              `expr:"usage_today"`
-	UsageLast              func(window string) float64 `expr:"usage_last"`
-	DailyAvg               func(days int) float64      `expr:"daily_avg"`
-	DaysToExhaust          func() float64              `expr:"days_to_exhaust"`
-	ExhaustsBeforeCycleEnd func() bool                 `expr:"exhausts_before_cycle_end"`
-	HistorySource          func() string               `expr:"history_source"`
-	HistoryDays            func() int                  `expr:"history_days"`
+	UsageToday             func() float64              `expr:"usage_today" doc:"MB|used today (China time), from listings; GSL daily data ends yesterday"`
+	UsageLast              func(window string) float64 `expr:"usage_last" doc:"MB|used over a window of whole days including today, e.g. usage_last(\"168h\")"`
+	DailyAvg               func(days int) float64      `expr:"daily_avg" doc:"MB/day|average daily use over the last n complete days with data"`
+	DaysToExhaust          func() float64              `expr:"days_to_exhaust" doc:"days|flow_left divided by the 7-day average; +Inf when nothing is used"`
+	ExhaustsBeforeCycleEnd func() bool                 `expr:"exhausts_before_cycle_end" doc:"|true when days_to_exhaust() ends before the billing month does"`
+	HistorySource          func() string               `expr:"history_source" doc:"|where the history comes from: daily (provider API), snapshot (listings) or empty"`
+	HistoryDays            func() int                  `expr:"history_days" doc:"days|how many days of usage history there are"`
 }
 
 // Names of the helpers that make a rule depend on the clock or on the usage

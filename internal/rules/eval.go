@@ -245,6 +245,11 @@ func (c *Cycle) clear(r *Rule, a *Alert, values json.RawMessage) {
 // advance moves a holding alert on: pending to firing once `for` has passed,
 // and a repeat notification once `repeat` has.
 func (c *Cycle) advance(r *Rule, a *Alert) {
+	if a.Muted && a.Cycle != c.month {
+		// Held quietly through the end of a billing cycle: armed again.
+		a.Muted, a.State, a.ActiveAt, a.Sent = false, StatePending, c.now, 0
+		c.dirty[a.Key()] = true
+	}
 	if a.Muted {
 		return
 	}

@@ -122,3 +122,76 @@ func TestExampleRulesLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestFieldsReferenceCoversEverything(t *testing.T) {
+	for _, on := range []string{"card", "pool"} {
+		fields := Fields(on)
+		names := map[string]Field{}
+		for _, f := range fields {
+			require.NotEmpty(t, f.Meaning, "%s.%s has no doc", on, f.Name)
+			names[f.Name] = f
+		}
+		for _, n := range fieldNames(on) {
+			require.Contains(t, names, n)
+		}
+		for _, n := range append(clockHelpers, "changed", "pct", "prev") {
+			require.Contains(t, names, n)
+		}
+	}
+	require.Equal(t, "float", fieldsByName("card")["flow_left"].Type)
+	require.Equal(t, "MB", fieldsByName("card")["flow_left"].Unit)
+	require.Equal(t, "(string) → float", fieldsByName("card")["usage_last"].Type)
+}
+
+func fieldsByName(on string) map[string]Field {
+	m := map[string]Field{}
+	for _, f := range Fields(on) {
+		m[f.Name] = f
+	}
+	return m
+}
+
+func TestExampleRuleTestsPass(t *testing.T) {
+	results, err := RunTestFile("../../rules.example.test.yaml")
+	require.NoError(t, err)
+	covered := map[string]bool{}
+	raw, err := os.ReadFile("../../rules.example.test.yaml")
+	require.NoError(t, err)
+	for _, r := range results {
+		require.Empty(t, r.Failures, r.Name)
+	}
+	set, err := LoadFiles([]string{"../../rules.example.yaml"}, LoadOptions{})
+	require.NoError(t, err)
+	for _, r := range set.Rules {
+		covered[r.Name] = strings.Contains(string(raw), "rule: "+r.Name)
+		require.True(t, covered[r.Name], "rules.example.test.yaml has no expectation for %s", r.Name)
+	}
+}
+
+func TestRuleTestFailureShowsDiff(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "r.yaml"), []byte("rules:\n  - {name: low, on: card, when: 'flow_left < 10', summary: 'low {{ .id }}'}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "t.yaml"), []byte(`rule_files: [r.yaml]
+tests:
+  - name: wrong expectation
+    steps:
+      - cards: [{id: "1", flow_left: 5}, {id: "2", flow_left: 50}]
+        expect: [{kind: firing, rule: low, id: "2"}]
+`), 0o644))
+	results, err := RunTestFile(filepath.Join(dir, "t.yaml"))
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.Equal(t, []string{"step 1 (2026-11-20T04:00:00Z):\n" +
+		"    - expected, not produced: firing low 2\n" +
+		`    + produced, not expected: firing low 1 summary="low 1"`}, results[0].Failures)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(`rule_files: [r.yaml]
+tests:
+  - name: unknown field
+    steps:
+      - cards: [{id: "1", flow_lft: 5}]
+`), 0o644))
+	results, err = RunTestFile(filepath.Join(dir, "bad.yaml"))
+	require.NoError(t, err)
+	require.Contains(t, results[0].Failures[0], `cards[0]: json: unknown field "flow_lft"`)
+}
