@@ -64,6 +64,16 @@ func TestDaemonDeliversServesHealthAndStopsCleanly(t *testing.T) {
 		got := e.recv.take()
 		return len(got) == 1 && got[0] == "firing card_low_flow "+e.iccids[10]
 	}, 10*time.Second, 20*time.Millisecond)
+	// The receiver has the event; the dispatcher records it right after.
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + cfg.HTTP.Listen + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), `simwatch_notifier_delivered_total{notifier="crm"} 1`)
+	}, 10*time.Second, 20*time.Millisecond)
 	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/api/v1/alerts"} {
 		resp, err := http.Get("http://" + cfg.HTTP.Listen + path)
 		require.NoError(t, err)

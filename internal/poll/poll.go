@@ -182,6 +182,8 @@ type entityStore[T any] struct {
 	clock bool // some condition rule reads the clock
 	// usage, when set, records the usage between two listings of an entity.
 	usage func(prev, cur *T) error
+	// seen, when set, records what must be remembered of a new or changed entity.
+	seen func(cur *T) error
 }
 
 // apply evaluates and writes what changed, evaluates and deletes what is
@@ -193,6 +195,11 @@ func (s entityStore[T]) apply(changed []change[T], removed []string, same []*T, 
 		prev, ok, err := s.get(id)
 		if err != nil {
 			return err
+		}
+		if s.seen != nil {
+			if err := s.seen(ch.cur); err != nil {
+				return err
+			}
 		}
 		if ok {
 			if s.usage != nil {
@@ -278,8 +285,10 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (
 			}
 		}
 
+		cy.ReadFirstIMEI(pt.FirstIMEI)
 		cards := entityStore[fleet.Card]{id: cardID, get: pt.Card, put: pt.PutCard, del: pt.DeleteCard,
-			eval: cy.Card, same: cy.CardUnchanged, clock: set.HasClockRules(fleet.EntityCard), usage: cardUsage}
+			eval: cy.Card, same: cy.CardUnchanged, clock: set.HasClockRules(fleet.EntityCard), usage: cardUsage,
+			seen: func(c *fleet.Card) error { return pt.NoteIMEI(c.ID, c.IMEI) }}
 		if err := cards.apply(cChanged, cRemoved, cSame, full); err != nil {
 			return err
 		}

@@ -41,6 +41,8 @@ type helpers struct {
 	ExhaustsBeforeCycleEnd func() bool                 `expr:"exhausts_before_cycle_end" doc:"|true when days_to_exhaust() ends before the billing month does"`
 	HistorySource          func() string               `expr:"history_source" doc:"|where the history comes from: daily (provider API), snapshot (listings) or empty"`
 	HistoryDays            func() int                  `expr:"history_days" doc:"days|how many days of usage history there are"`
+	FirstIMEI              func() string               `expr:"first_imei" doc:"|the first IMEI ever seen for the card (empty for pools and LinkCard)"`
+	Removed                bool                        `expr:"removed" doc:"|true when the entity has left a complete listing (a rule using it fires once, on removal)"`
 }
 
 // Names of the helpers that make a rule depend on the clock or on the usage
@@ -50,7 +52,7 @@ var clockHelpers = []string{"days_until", "hours_since", "usage_today", "usage_l
 	"days_to_exhaust", "exhausts_before_cycle_end", "history_source", "history_days"}
 
 // transitionNames make a rule a transition rule.
-var transitionNames = []string{"prev", "changed"}
+var transitionNames = []string{"prev", "changed", "removed"}
 
 func pct(a, b float64) float64 {
 	if b == 0 {
@@ -61,6 +63,12 @@ func pct(a, b float64) float64 {
 
 func newHelpers(now time.Time, changed func(string) bool, h *usage) helpers {
 	return helpers{
+		FirstIMEI: func() string {
+			if h.firstIMEI == nil || h.entity != fleet.EntityCard {
+				return ""
+			}
+			return h.firstIMEI(h.id)
+		},
 		UsageToday: func() float64 {
 			mb, _ := h.get().Get(h.today)
 			return mb
@@ -102,13 +110,14 @@ func newHelpers(now time.Time, changed func(string) bool, h *usage) helpers {
 
 // usage reads the history of the entity being evaluated, once.
 type usage struct {
-	today  int32
-	read   func(entity, id string) fleet.History
-	entity string
-	id     string
-	left   float64
-	loaded bool
-	h      fleet.History
+	today     int32
+	read      func(entity, id string) fleet.History
+	firstIMEI func(id string) string
+	entity    string
+	id        string
+	left      float64
+	loaded    bool
+	h         fleet.History
 }
 
 func (u *usage) reset(entity, id string, left float64) {

@@ -92,10 +92,18 @@ func (s *Set) NewCycle(provider string, now time.Time, alerts map[string]*Alert)
 // ReadHistory sets where usage helpers read an entity's daily usage from.
 func (c *Cycle) ReadHistory(read func(entity, id string) fleet.History) { c.usage.read = read }
 
+// ReadFirstIMEI sets where first_imei() reads a card's first IMEI from.
+func (c *Cycle) ReadFirstIMEI(read func(cardID string) string) { c.usage.firstIMEI = read }
+
 // Card evaluates the card rules for a card that is new (prev nil), changed,
 // or gone from a complete listing (cur nil).
 func (c *Cycle) Card(prev, cur *fleet.Card) {
 	if cur == nil {
+		c.curCard, c.prevCard = prev, prev
+		c.card.Card, c.card.Prev = *prev, *prev
+		c.card.Removed = true
+		c.evaluate(fleet.EntityCard, prev.ID, prev.ICCID, &c.card, true, false, lazyJSON(prev), lazyJSON(prev))
+		c.card.Removed = false
 		c.gone(fleet.EntityCard, prev.ID)
 		return
 	}
@@ -121,6 +129,11 @@ func (c *Cycle) CardUnchanged(cur *fleet.Card, all bool) {
 // Pool evaluates the pool rules for a pool that is new, changed or gone.
 func (c *Cycle) Pool(prev, cur *fleet.Pool) {
 	if cur == nil {
+		c.curPool, c.prevPool = prev, prev
+		c.pool.Pool, c.pool.Prev = *prev, *prev
+		c.pool.Removed = true
+		c.evaluate(fleet.EntityPool, prev.ID, "", &c.pool, true, false, lazyJSON(prev), lazyJSON(prev))
+		c.pool.Removed = false
 		c.gone(fleet.EntityPool, prev.ID)
 		return
 	}
@@ -162,8 +175,9 @@ func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 		left = c.pool.FlowLeft
 	}
 	c.usage.reset(entity, id, left)
+	removing := c.card.Removed || c.pool.Removed
 	for _, r := range c.set.Rules {
-		if r.On != entity || (clockOnly && !r.clock) {
+		if r.On != entity || (clockOnly && !r.clock) || r.removal != removing {
 			continue
 		}
 		if r.transition && !hasPrev {

@@ -64,6 +64,7 @@ type Rule struct {
 	resolveWhen *vm.Program // when set, a firing alert resolves only when this holds
 	summary     *template.Template
 	transition  bool // fires once per change; never pending, never resolved
+	removal     bool // fires once when the entity leaves a complete listing
 	clock       bool // reads the clock, so it is evaluated on unchanged entities too
 }
 
@@ -419,6 +420,9 @@ func (r *Rule) compile() *file.Error {
 		case *ast.IdentifierNode:
 			if slices.Contains(transitionNames, n.Value) {
 				r.transition = true
+			}
+			if n.Value == "removed" {
+				r.removal = true
 			}
 			if slices.Contains(clockHelpers, n.Value) {
 				r.clock = true

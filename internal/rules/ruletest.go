@@ -115,6 +115,7 @@ func RunTestFile(path string) ([]TestResult, error) {
 func runCase(set *Set, tc testCase, res *TestResult) error {
 	alerts := map[string]*Alert{}
 	cards, pools := map[string]fleet.Card{}, map[string]fleet.Pool{}
+	firstIMEI := map[string]string{}
 	now := defaultTestStart
 	for i, st := range tc.Steps {
 		switch {
@@ -140,6 +141,12 @@ func runCase(set *Set, tc testCase, res *TestResult) error {
 			return fmt.Errorf("step %d: %w", i+1, err)
 		}
 		c := set.NewCycle("test", now, alerts)
+		for _, card := range curCards {
+			if _, ok := firstIMEI[card.ID]; !ok && card.IMEI != "" {
+				firstIMEI[card.ID] = card.IMEI
+			}
+		}
+		c.ReadFirstIMEI(func(id string) string { return firstIMEI[id] })
 		today := fleet.DayOf(now)
 		c.ReadHistory(func(entity, id string) fleet.History {
 			days := st.CardHistory[id]

@@ -111,3 +111,26 @@ func decodeHistory(b []byte, h *fleet.History) error {
 	}
 	return nil
 }
+
+var bucketFirstIMEI = []byte("first_imei")
+
+// FirstIMEI returns the first IMEI ever seen for a card.
+func (p *ProviderTx) FirstIMEI(cardID string) string {
+	b := p.sub(bucketFirstIMEI)
+	if b == nil {
+		return ""
+	}
+	return string(b.Get([]byte(cardID)))
+}
+
+// NoteIMEI records imei as the card's first IMEI unless it has one already.
+func (p *ProviderTx) NoteIMEI(cardID, imei string) error {
+	if imei == "" || p.FirstIMEI(cardID) != "" {
+		return nil
+	}
+	b, err := p.b.CreateBucketIfNotExists(bucketFirstIMEI)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(cardID), []byte(imei))
+}
