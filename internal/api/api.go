@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/simwatch/simwatch/internal/bus"
+	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
@@ -99,6 +100,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/providers", s.providers)
 	mux.HandleFunc("GET /api/v1/deadletters", s.listDeadLetters)
 	mux.HandleFunc("GET /api/v1/actions", s.actions)
+	mux.HandleFunc("GET /api/v1/cards", s.query(fleet.EntityCard))
+	mux.HandleFunc("GET /api/v1/pools", s.query(fleet.EntityPool))
+	mux.HandleFunc("GET /api/v1/events", s.events)
+	mux.HandleFunc("GET /api/v1/silences", s.listSilences)
+	mux.HandleFunc("POST /api/v1/silences", s.addSilence)
+	mux.HandleFunc("DELETE /api/v1/silences/{id}", s.expireSilence)
 	mux.HandleFunc("POST /api/v1/deadletters/replay", s.replayDeadLetters)
 	return mux
 }

@@ -28,6 +28,9 @@ Usage:
   watcher rules check FILE...                             validate rule files (every problem, file:line:col)
   watcher rules test FILE...                              run rule unit tests
   watcher rules fields [--json]                           what card and pool rules can use
+  watcher query --config FILE [--pools] [--json] 'EXPR'   cards (or pools) matching EXPR right now
+  watcher events --config FILE [--rule R] [--iccid I]     the event history (30 days)
+  watcher silence add --config FILE --match EXPR --for D --comment C | list | expire ID
   watcher deadletter list --config FILE [--notifier N]    events notifiers gave up on, with why
   watcher deadletter replay --config FILE (--all | ID...) send them again
 `
@@ -52,6 +55,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = rulesCmd(args[1:], stdout, stderr)
 	case "deadletter":
 		err = deadletterCmd(ctx, args[1:], stdout, stderr)
+	case "query":
+		err = queryCmd(ctx, args[1:], stdout, stderr)
+	case "events":
+		err = eventsCmd(ctx, args[1:], stdout, stderr)
+	case "silence":
+		err = silenceCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -380,7 +380,12 @@ func TestOnceReceiverRejectsDeadLetters(t *testing.T) {
 func (e *env) cli(args ...string) (int, string) {
 	e.t.Helper()
 	var out bytes.Buffer
-	code := app.Main(context.Background(), append(args, "--config", e.config), &out, &out)
+	words := 1 // the subcommand, then --config, then the rest
+	if args[0] == "silence" || args[0] == "deadletter" {
+		words = 2
+	}
+	full := append(append(append([]string{}, args[:words]...), "--config", e.config), args[words:]...)
+	code := app.Main(context.Background(), full, &out, &out)
 	return code, out.String()
 }
 

@@ -41,6 +41,9 @@ type Event struct {
 	ObservedAt time.Time         `json:"observed_at"`
 	// Notify names the notifiers that should deliver it; empty means all.
 	Notify []string `json:"notify,omitempty"`
+	// Silenced is the id of the silence that muted it: it is recorded but
+	// not notified.
+	Silenced string `json:"silenced,omitempty"`
 }
 
 // ID derives an event id from what identifies the transition: the alert
@@ -80,6 +83,9 @@ func token(s string) string {
 
 // For reports whether notifier should deliver e.
 func (e *Event) For(notifier string) bool {
+	if e.Silenced != "" {
+		return false
+	}
 	if len(e.Notify) == 0 {
 		return true
 	}

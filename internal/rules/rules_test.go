@@ -5,8 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/simwatch/simwatch/internal/fleet"
 )
 
 func TestParseProblems(t *testing.T) {
@@ -194,4 +197,19 @@ tests:
 	results, err = RunTestFile(filepath.Join(dir, "bad.yaml"))
 	require.NoError(t, err)
 	require.Contains(t, results[0].Failures[0], `cards[0]: json: unknown field "flow_lft"`)
+}
+
+func TestQuery(t *testing.T) {
+	q, err := NewQuery("card", `status == "active" && flow_left < 10`, time.Now())
+	require.NoError(t, err)
+	ok, err := q.MatchCard(&fleet.Card{Status: "active", FlowLeft: 5})
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, _ = q.MatchCard(&fleet.Card{Status: "active", FlowLeft: 50})
+	require.False(t, ok)
+
+	_, err = NewQuery("card", `flow_lef < 10`, time.Now())
+	require.EqualError(t, err, "query:1:1: unknown name flow_lef (did you mean flow_left?)")
+	_, err = NewQuery("card", `prev.status == "active"`, time.Now())
+	require.ErrorContains(t, err, "prev compares two listings")
 }

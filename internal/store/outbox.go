@@ -11,8 +11,12 @@ import (
 	"github.com/simwatch/simwatch/internal/event"
 )
 
-// AppendOutbox adds events to the outbox, in order, in this transaction.
+// AppendOutbox adds events to the outbox, in order, in this transaction,
+// and keeps them in the event history.
 func (t *Tx) AppendOutbox(events []event.Event) error {
+	if err := recordEvents(t.tx, events); err != nil {
+		return err
+	}
 	b := t.tx.Bucket(bucketOutbox)
 	for i := range events {
 		seq, err := b.NextSequence()

@@ -1,0 +1,75 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/simwatch/simwatch/internal/fleet"
+)
+
+// Query is an ad-hoc question over the latest snapshot ("which cards match
+// this right now?") in the rule language.
+type Query struct {
+	on      string
+	program *vm.Program
+	cycle   *Cycle
+}
+
+// NewQuery compiles expression src for entity kind on. Errors read like
+// rule errors: query:1:col: message, with hints. prev, changed() and
+// removed compare listings, which a query does not have.
+func NewQuery(on, src string, now time.Time) (*Query, error) {
+	if on != fleet.EntityCard && on != fleet.EntityPool {
+		return nil, fmt.Errorf("query: on must be card or pool")
+	}
+	prog, fe := compileExpr(src, on)
+	if fe != nil {
+		return nil, fmt.Errorf("query:%d:%d: %s", fe.Line, fe.Column+1, fe.Message)
+	}
+	var bad string
+	ast.Find(prog.Node(), func(n ast.Node) bool {
+		if id, ok := n.(*ast.IdentifierNode); ok && slices.Contains(transitionNames, id.Value) {
+			bad = id.Value
+		}
+		return false
+	})
+	if bad != "" {
+		return nil, fmt.Errorf("query: %s compares two listings; a query looks at the latest one only", bad)
+	}
+	set := &Set{}
+	return &Query{on: on, program: prog, cycle: set.NewCycle("", now, map[string]*Alert{})}, nil
+}
+
+// ReadHistory lets the query's usage helpers read history.
+func (q *Query) ReadHistory(read func(entity, id string) fleet.History) { q.cycle.ReadHistory(read) }
+
+// MatchCard reports whether a card matches.
+func (q *Query) MatchCard(c *fleet.Card) (bool, error) {
+	cy := q.cycle
+	cy.curCard, cy.prevCard = c, c
+	cy.card.Card, cy.card.Prev = *c, *c
+	cy.usage.reset(fleet.EntityCard, c.ID, c.FlowLeft)
+	return q.run(&cy.card)
+}
+
+// MatchPool reports whether a pool matches.
+func (q *Query) MatchPool(p *fleet.Pool) (bool, error) {
+	cy := q.cycle
+	cy.curPool, cy.prevPool = p, p
+	cy.pool.Pool, cy.pool.Prev = *p, *p
+	cy.usage.reset(fleet.EntityPool, p.ID, p.FlowLeft)
+	return q.run(&cy.pool)
+}
+
+func (q *Query) run(env any) (bool, error) {
+	out, err := q.cycle.vm.Run(q.program, env)
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}

@@ -1,0 +1,98 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var bucketSilences = []byte("silences")
+
+// Silence mutes the events its expression matches until it ends. Silenced
+// events keep their alert state and are recorded, but not notified.
+type Silence struct {
+	ID        string    `json:"id"`
+	Match     string    `json:"match"`
+	Comment   string    `json:"comment"`
+	CreatedAt time.Time `json:"created_at"`
+	EndsAt    time.Time `json:"ends_at"`
+}
+
+// Active reports whether the silence applies at t.
+func (s Silence) Active(t time.Time) bool { return !t.Before(s.CreatedAt) && t.Before(s.EndsAt) }
+
+// PutSilence creates or replaces a silence.
+func (s *Store) PutSilence(sl Silence) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketSilences)
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(sl)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(sl.ID), v)
+	})
+}
+
+// Silences lists the silences, newest first.
+func (s *Store) Silences() ([]Silence, error) {
+	var out []Silence
+	err := s.View(func(tx *Tx) error {
+		var err error
+		out, err = s.SilencesTx(tx)
+		return err
+	})
+	return out, err
+}
+
+// SilencesTx lists the silences within a transaction.
+func (s *Store) SilencesTx(t *Tx) ([]Silence, error) {
+	var out []Silence
+	err := func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSilences)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var sl Silence
+			if err := json.Unmarshal(v, &sl); err != nil {
+				return fmt.Errorf("store: silence %s: %w", k, err)
+			}
+			out = append(out, sl)
+			return nil
+		})
+	}(t.tx)
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out, err
+}
+
+// ExpireSilence ends a silence at t.
+func (s *Store) ExpireSilence(id string, t time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSilences)
+		var v []byte
+		if b != nil {
+			v = b.Get([]byte(id))
+		}
+		if v == nil {
+			return fmt.Errorf("store: no silence %s", id)
+		}
+		var sl Silence
+		if err := json.Unmarshal(v, &sl); err != nil {
+			return err
+		}
+		if t.Before(sl.EndsAt) {
+			sl.EndsAt = t
+		}
+		nv, err := json.Marshal(sl)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), nv)
+	})
+}
