@@ -38,7 +38,8 @@ func envFor(values any, e *event.Event) map[string]any {
 // is valid if it compiles for either.
 func Compile(match string) (*vm.Program, error) {
 	var firstErr error
-	for _, zero := range []any{fleet.Card{}, fleet.Pool{}} {
+	// Typed zero values, so that lists and maps type-check (null would not).
+	for _, zero := range []any{fleet.Card{Tags: []string{}, Attributes: map[string]string{}}, fleet.Pool{}} {
 		p, err := expr.Compile(match, expr.Env(envFor(zero, nil)), expr.AsBool(), expr.MaxNodes(500),
 			expr.DisableBuiltin("now"), expr.DisableBuiltin("date"))
 		if err == nil {
