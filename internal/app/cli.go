@@ -130,15 +130,29 @@ func rulesCmd(args []string, stdout, stderr io.Writer) error {
 		return rulesTest(args[1:], stdout)
 	}
 	if len(args) < 2 || args[0] != "check" {
-		fmt.Fprint(stderr, "usage: watcher rules check FILE... | watcher rules test FILE... | watcher rules fields [--json]\n")
+		fmt.Fprint(stderr, "usage: watcher rules check [--config F] FILE... | watcher rules test FILE... | watcher rules fields [--json]\n")
 		return exitError(2)
 	}
-	set, err := rules.LoadFiles(args[1:], rules.LoadOptions{})
+	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "also check notifier names against this config")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	var o rules.LoadOptions
+	if *path != "" {
+		cfg, err := config.Load(*path)
+		if err != nil {
+			return err
+		}
+		o.Notifiers = cfg.NotifierNames()
+	}
+	set, err := rules.LoadFiles(fs.Args(), o)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError(1)
 	}
-	fmt.Fprintf(stdout, "%d rules OK in %s\n", len(set.Rules), strings.Join(args[1:], ", "))
+	fmt.Fprintf(stdout, "%d rules OK in %s\n", len(set.Rules), strings.Join(fs.Args(), ", "))
 	return nil
 }
 
