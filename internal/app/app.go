@@ -133,6 +133,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 				Now:            o.Now,
 				Logger:         w.log,
 				Daily:          daily,
+				ClockEvery:     pc.ClockEvery.D(),
 				Committed: func() {
 					crash.Point(crash.AfterCommit)
 					w.relay.Kick()

@@ -82,6 +82,9 @@ type Provider struct {
 	// UnhealthyAfter is the number of failed cycles in a row after which a
 	// provider_unhealthy event is emitted.
 	UnhealthyAfter int `yaml:"unhealthy_after"`
+	// ClockEvery is how often rules that read the clock or usage history run
+	// on cards that did not change (changed cards are always evaluated).
+	ClockEvery Duration `yaml:"clock_every"`
 }
 
 // Auth holds provider credentials. Which fields apply depends on the type.
@@ -178,6 +181,7 @@ const (
 	DefaultTimeout          = 30 * time.Second
 	DefaultRetries          = 4
 	DefaultUnhealthyAfter   = 3
+	DefaultClockEvery       = time.Hour
 	DefaultMaxDeliver       = 10
 	DefaultMaxEvents        = 100
 	DefaultBackoff          = time.Second

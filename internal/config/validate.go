@@ -45,6 +45,9 @@ func (c *Config) setDefaults() {
 		if p.UnhealthyAfter == 0 {
 			p.UnhealthyAfter = DefaultUnhealthyAfter
 		}
+		if p.ClockEvery == 0 {
+			p.ClockEvery = Duration(DefaultClockEvery)
+		}
 	}
 	for i := range c.Notifiers {
 		n := &c.Notifiers[i]

@@ -46,6 +46,10 @@ type Options struct {
 	// backfilled from it and kept up to date. Without it, history is derived
 	// from successive listings.
 	Daily DailyFunc
+	// ClockEvery is how often rules that read the clock or the usage
+	// history are evaluated on entities that did not change; zero means
+	// every cycle. Changed entities are always evaluated.
+	ClockEvery time.Duration
 }
 
 // Poller runs cycles for one provider. Cycle must not be called concurrently.
@@ -79,7 +83,14 @@ type Result struct {
 	Changed, Removed int // cards and pools
 	Events           int
 	Firing           int // active alerts in firing state after the cycle
-	Fetch, Commit    time.Duration
+	// Stage times: Fetch is the whole listing (requests and decoding),
+	// Diff the fingerprinting, Eval the rules and writes inside the
+	// transaction, Commit the whole transaction (Eval included, and bbolt's
+	// write to disk).
+	Fetch, Diff, Eval, Commit time.Duration
+	// ClockRules reports whether this cycle evaluated clock and history
+	// rules on unchanged entities.
+	ClockRules bool
 }
 
 // Cycle runs one poll cycle.
@@ -104,7 +115,7 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 	daily := p.fetchDaily(ctx, now, snap.Cards)
 	res, err := p.commit(now, snap, daily)
-	res.Fetch, res.Commit = fetched, time.Since(start)-fetched
+	res.Fetch = fetched
 	if err != nil {
 		return res, fmt.Errorf("poll %s: commit: %w", p.o.Provider, err)
 	}
@@ -236,8 +247,10 @@ func (s entityStore[T]) apply(changed []change[T], removed []string, same []*T, 
 
 func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (Result, error) {
 	set := p.o.Rules()
+	t0 := time.Now()
 	cChanged, cSame, cRemoved, cardFP := diff(snap.Cards, cardID, encodeCard, p.cardFP)
 	pChanged, pSame, pRemoved, poolFP := diff(snap.Pools, poolID, encodePool, p.poolFP)
+	diffed := time.Now()
 	res := Result{Cards: len(cardFP), Pools: len(poolFP),
 		Changed: len(cChanged) + len(pChanged), Removed: len(cRemoved) + len(pRemoved)}
 	log := p.o.Logger.With("provider", p.o.Provider)
@@ -256,6 +269,11 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (
 			return err
 		}
 		full := meta.RulesHash != set.Hash // new or edited rules see the whole fleet once
+		clock := full || p.o.ClockEvery <= 0 || now.Sub(meta.LastClockEval) >= p.o.ClockEvery
+		if clock {
+			meta.LastClockEval = now
+		}
+		res.ClockRules = clock
 		today := fleet.DayOf(now)
 		if daily != nil {
 			if err := writeDaily(pt, daily, snap.Cards, today); err != nil {
@@ -288,13 +306,13 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (
 
 		cy.ReadFirstIMEI(pt.FirstIMEI)
 		cards := entityStore[fleet.Card]{id: cardID, get: pt.Card, put: pt.PutCard, del: pt.DeleteCard,
-			eval: cy.Card, same: cy.CardUnchanged, clock: set.HasClockRules(fleet.EntityCard), usage: cardUsage,
+			eval: cy.Card, same: cy.CardUnchanged, clock: clock && set.HasClockRules(fleet.EntityCard), usage: cardUsage,
 			seen: func(c *fleet.Card) error { return pt.NoteIMEI(c.ID, c.IMEI) }}
 		if err := cards.apply(cChanged, cRemoved, cSame, full); err != nil {
 			return err
 		}
 		pools := entityStore[fleet.Pool]{id: poolID, get: pt.Pool, put: pt.PutPool, del: pt.DeletePool,
-			eval: cy.Pool, same: cy.PoolUnchanged, clock: set.HasClockRules(fleet.EntityPool), usage: poolUsage}
+			eval: cy.Pool, same: cy.PoolUnchanged, clock: clock && set.HasClockRules(fleet.EntityPool), usage: poolUsage}
 		if err := pools.apply(pChanged, pRemoved, pSame, full); err != nil {
 			return err
 		}
@@ -334,8 +352,10 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (
 		meta.LastError = ""
 		meta.RulesHash = set.Hash
 		meta.Cards, meta.Pools = res.Cards, res.Pools
+		res.Eval = time.Since(diffed)
 		return pt.PutMeta(meta)
 	})
+	res.Diff, res.Commit = diffed.Sub(t0), time.Since(diffed)
 	if err != nil {
 		return res, err
 	}

@@ -237,6 +237,8 @@ type Meta struct {
 	// HistoryThrough is the last day whose daily usage came from the
 	// provider's daily API; 0 means the history was never backfilled.
 	HistoryThrough int32 `json:"history_through,omitempty"`
+	// LastClockEval is when clock and history rules last ran on unchanged entities.
+	LastClockEval time.Time `json:"last_clock_eval,omitzero"`
 }
 
 // Meta returns the provider's metadata.
