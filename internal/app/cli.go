@@ -25,6 +25,7 @@ Usage:
   watcher demo [--cards N] [--pools M] [--listen ADDR]   simulated fleet, everything embedded
   watcher run --config FILE [--once] [--timeout D]        the daemon; --once runs one cycle and delivers
   watcher sim [--listen ADDR] [--cards N] [--pools M]     the provider simulator on its own
+  watcher bench [--cards N] [--rules R] [--changed P]     measure the pipeline against the simulator
   watcher rules check FILE...                             validate rule files (every problem, file:line:col)
   watcher rules test FILE...                              run rule unit tests
   watcher rules fields [--json]                           what card and pool rules can use
@@ -55,6 +56,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = rulesCmd(args[1:], stdout, stderr)
 	case "deadletter":
 		err = deadletterCmd(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "query":
 		err = queryCmd(ctx, args[1:], stdout, stderr)
 	case "events":
@@ -210,4 +213,9 @@ func rulesTest(files []string, stdout io.Writer) error {
 		return exitError(1)
 	}
 	return nil
+}
+
+// configFromText parses a config held in memory.
+func configFromText(text string) (*config.Config, error) {
+	return config.Parse("bench.yaml", []byte(text), os.LookupEnv)
 }

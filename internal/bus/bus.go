@@ -135,6 +135,39 @@ func (b *Bus) Publish(ctx context.Context, e *event.Event) error {
 	return nil
 }
 
+// PublishBatch publishes events asynchronously and waits for every
+// acknowledgement. It returns how many of them, in order from the first, the
+// bus has stored, so the caller can drop exactly those from its outbox.
+func (b *Bus) PublishBatch(ctx context.Context, events []event.Event) (int, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	for i := range events {
+		data, err := json.Marshal(&events[i])
+		if err != nil {
+			return 0, fmt.Errorf("bus: event %s: %w", events[i].ID, err)
+		}
+		msg := nats.NewMsg(events[i].Subject())
+		msg.Data = data
+		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(events[i].ID))
+		if err != nil {
+			break
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return i, fmt.Errorf("bus: publish %s: %w", events[i].ID, err)
+		case <-ctx.Done():
+			return i, ctx.Err()
+		}
+	}
+	if len(futures) < len(events) {
+		return len(futures), fmt.Errorf("bus: publish %s: too many in flight", events[len(futures)].ID)
+	}
+	return len(futures), nil
+}
+
 // Consumer returns the notifier's durable consumer of every event, creating it
 // on first use. Events not yet acknowledged survive restarts.
 func (b *Bus) Consumer(ctx context.Context, notifier string) (jetstream.Consumer, error) {

@@ -30,6 +30,7 @@ type DeadLetters interface {
 // Consumer is the notifier's durable consumer on the bus.
 type Consumer interface {
 	Fetch(batch int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error)
+	FetchNoWait(batch int) (jetstream.MessageBatch, error)
 }
 
 // Options configures a Dispatcher. Zero values are defaults.
@@ -98,8 +99,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		// Collect a batch for less than the ack wait, so that nothing in it is
 		// redelivered before it is even processed.
+		// Wait for the first event, then take what else is already there:
+		// delivery starts at once, and a burst still arrives as one batch.
 		fctx, cancel := context.WithTimeout(ctx, min(time.Second, d.o.AckWait/2))
-		batch, err := d.o.Consumer.Fetch(d.o.MaxEvents, jetstream.FetchContext(fctx))
+		batch, err := d.o.Consumer.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {
@@ -117,6 +120,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			d.log.Debug("fetch ended early", "err", err)
+		}
+		if len(msgs) > 0 && d.o.MaxEvents > 1 {
+			if more, err := d.o.Consumer.FetchNoWait(d.o.MaxEvents - 1); err == nil {
+				for m := range more.Messages() {
+					msgs = append(msgs, m)
+				}
+			}
 		}
 		cancel()
 		if len(msgs) > 0 {

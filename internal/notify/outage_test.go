@@ -75,6 +75,19 @@ func (c *fakeConsumer) Fetch(n int, _ ...jetstream.FetchOpt) (jetstream.MessageB
 	return fakeBatch{ch}, nil
 }
 
+func (c *fakeConsumer) FetchNoWait(n int) (jetstream.MessageBatch, error) {
+	c.mu.Lock()
+	take := c.queue[:min(n, len(c.queue))]
+	c.queue = c.queue[len(take):]
+	c.mu.Unlock()
+	ch := make(chan jetstream.Msg, len(take))
+	for _, m := range take {
+		ch <- m
+	}
+	close(ch)
+	return fakeBatch{ch}, nil
+}
+
 type memLog struct {
 	mu  sync.Mutex
 	ids map[string]bool

@@ -14,9 +14,10 @@ import (
 	"github.com/simwatch/simwatch/internal/store"
 )
 
-// Publisher stores an event on the bus durably before returning.
+// Publisher stores events on the bus durably. It returns how many of them,
+// in order from the first, are stored.
 type Publisher interface {
-	Publish(ctx context.Context, e *event.Event) error
+	PublishBatch(ctx context.Context, events []event.Event) (int, error)
 }
 
 // batch is how many events one drain pass reads from the outbox.
@@ -79,13 +80,14 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 		if len(entries) == 0 {
 			return n, nil
 		}
-		done := make([]uint64, 0, len(entries))
-		var perr error
+		events := make([]event.Event, len(entries))
 		for i := range entries {
-			if perr = r.pub.Publish(ctx, &entries[i].Event); perr != nil {
-				break
-			}
-			done = append(done, entries[i].Seq)
+			events[i] = entries[i].Event
+		}
+		stored, perr := r.pub.PublishBatch(ctx, events)
+		done := make([]uint64, 0, stored)
+		for _, e := range entries[:stored] {
+			done = append(done, e.Seq)
 		}
 		if len(done) > 0 {
 			if err := r.store.DeleteOutbox(done...); err != nil {

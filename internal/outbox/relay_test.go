@@ -18,13 +18,16 @@ type flakyPublisher struct {
 	got    []string
 }
 
-func (p *flakyPublisher) Publish(ctx context.Context, e *event.Event) error {
-	defer func() { p.calls++ }()
-	if p.calls == p.failAt {
-		return errors.New("nats: timeout")
+func (p *flakyPublisher) PublishBatch(ctx context.Context, events []event.Event) (int, error) {
+	for i, e := range events {
+		if p.calls == p.failAt {
+			p.calls++
+			return i, errors.New("nats: timeout")
+		}
+		p.calls++
+		p.got = append(p.got, e.ID)
 	}
-	p.got = append(p.got, e.ID)
-	return nil
+	return len(events), nil
 }
 
 func TestDrainKeepsOrderAndUnpublished(t *testing.T) {

@@ -57,6 +57,7 @@ type Poller struct {
 	o        Options
 	cardFP   map[string]uint64 // fingerprints of the stored snapshot
 	poolFP   map[string]uint64
+	alerts   map[string]*rules.Alert // the stored active alerts, kept between cycles
 	failures int
 }
 
@@ -264,10 +265,15 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (
 		if err != nil {
 			return err
 		}
-		alerts, err := pt.Alerts()
-		if err != nil {
-			return err
+		// Active alerts stay in memory between cycles, so a cycle reads
+		// none and writes only those it changed; a failed commit drops the
+		// copy and the next cycle reads the store again.
+		if p.alerts == nil {
+			if p.alerts, err = pt.Alerts(); err != nil {
+				return err
+			}
 		}
+		alerts := p.alerts
 		full := meta.RulesHash != set.Hash // new or edited rules see the whole fleet once
 		clock := full || p.o.ClockEvery <= 0 || now.Sub(meta.LastClockEval) >= p.o.ClockEvery
 		if clock {
@@ -324,12 +330,9 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (
 			if err := pt.PutAlert(key, a); err != nil {
 				return err
 			}
-			if a != nil && a.State == rules.StateFiring {
-				res.Firing++
-			}
 		}
 		for _, a := range alerts {
-			if a.State == rules.StateFiring && writes[a.Key()] == nil {
+			if a.State == rules.StateFiring {
 				res.Firing++
 			}
 		}
@@ -357,6 +360,7 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, daily *dailyUsage) (
 	})
 	res.Diff, res.Commit = diffed.Sub(t0), time.Since(diffed)
 	if err != nil {
+		p.alerts = nil // the cycle changed them in memory; the store has the truth
 		return res, err
 	}
 	// Only a committed snapshot becomes the base of the next diff.
