@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: build test demo lint bench
+.PHONY: build test demo lint bench bench-smoke
 
 build:
 	$(GO) build -o bin/watcher ./cmd/watcher
@@ -20,3 +20,9 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./cmd/watcher bench --cards 100000 --rules 50 --changed 1 --cycles 3
+
+# A few seconds: keeps the benchmark code compiling and running in CI.
+bench-smoke:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/poll/
+	$(GO) run ./cmd/watcher bench --cards 2000 --cycles 1 --latency 20

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	changed := fs.Float64("changed", 1, "percent of cards changed between steady cycles")
 	cycles := fs.Int("cycles", 3, "steady cycles to measure")
 	latency := fs.Int("latency", 0, "also measure poll-to-webhook latency over this many cycles of one changed card")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cold cycle to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,7 +99,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return map[string]time.Duration{"fetch+decode": res.Fetch, "diff": res.Diff, "rules+writes": res.Eval,
 			"commit (incl. rules+writes)": res.Commit, "publish": time.Since(t), "events": time.Duration(res.Events)}, nil
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	cold, err := measure(cycle)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}

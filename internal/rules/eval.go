@@ -71,6 +71,10 @@ type Cycle struct {
 	usage usage
 	vm    vm.VM
 	month string // the billing month, China time
+	// alerted holds the entities with an alert, so that the common case (a
+	// condition that does not hold for an entity without alerts) costs no
+	// key building or map writes.
+	alerted map[string]bool
 	// cur/prev of the entity being evaluated, for changed().
 	curCard, prevCard *fleet.Card
 	curPool, prevPool *fleet.Pool
@@ -80,7 +84,10 @@ type Cycle struct {
 // updates in place.
 func (s *Set) NewCycle(provider string, now time.Time, alerts map[string]*Alert) *Cycle {
 	c := &Cycle{set: s, provider: provider, now: now, alerts: alerts,
-		touched: map[string]bool{}, dirty: map[string]bool{}}
+		touched: map[string]bool{}, dirty: map[string]bool{}, alerted: make(map[string]bool, len(alerts))}
+	for _, a := range alerts {
+		c.alerted[a.Entity+"\x00"+a.EntityID] = true
+	}
 	c.usage.today = fleet.DayOf(now)
 	c.vm.MemoryBudget = vmMemoryBudget
 	c.month = now.In(fleet.ChinaTime).Format("2006-01")
@@ -195,6 +202,9 @@ func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 			}
 			continue
 		}
+		if !holds && !c.alerted[entity+"\x00"+id] {
+			continue
+		}
 		key := AlertKey(r.Name, entity, id)
 		c.touched[key] = true
 		a := c.alerts[key]
@@ -207,6 +217,7 @@ func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 		case holds && a == nil:
 			a = &Alert{Rule: r.Name, Entity: entity, EntityID: id, ICCID: iccid, State: StatePending, ActiveAt: c.now, Values: values()}
 			c.alerts[key] = a
+			c.alerted[entity+"\x00"+id] = true
 			c.dirty[key] = true
 			c.advance(r, a)
 		case holds && a.State == StateResolved:
