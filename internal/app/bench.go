@@ -88,6 +88,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	relay := outbox.New(st, b, 0, nil)
 	p := poll.New(poll.Options{Provider: "hw", Source: client, Store: st, Rules: func() *rules.Set { return set }, ClockEvery: time.Hour})
 	cycle := func() (map[string]time.Duration, error) {
+		decode0 := client.DecodeTime()
 		res, err := p.Cycle(ctx)
 		if err != nil {
 			return nil, err
@@ -96,7 +97,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if _, err := relay.Drain(ctx); err != nil {
 			return nil, err
 		}
-		return map[string]time.Duration{"fetch+decode": res.Fetch, "diff": res.Diff, "rules+writes": res.Eval,
+		return map[string]time.Duration{"fetch+decode": res.Fetch, "decode (summed over pages)": client.DecodeTime() - decode0, "diff": res.Diff, "rules+writes": res.Eval,
 			"commit (incl. rules+writes)": res.Commit, "publish": time.Since(t), "events": time.Duration(res.Events)}, nil
 	}
 	if *cpuProfile != "" {
@@ -180,8 +181,9 @@ func peakRSS() int64 {
 
 func report(w io.Writer, base, cold sample, steady []sample, storeSize int64, cards int) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-	fmt.Fprintf(w, "baseline (fetch + encoding/json into a plain struct): wall %s, cpu %s, %d allocs, %.1f MB allocated\n\n",
+	fmt.Fprintf(w, "baseline (fetch + encoding/json into a plain struct): wall %s, cpu %s, %d allocs, %.1f MB allocated\n",
 		ms(base.wall), ms(base.cpu), base.allocs, float64(base.bytes)/1e6)
+	fmt.Fprintf(w, "           %-28s %s\n\n", "decode (summed over pages)", ms(base.stages["decode (summed over pages)"]))
 	row := func(name string, s sample) {
 		fmt.Fprintf(w, "%-8s wall %-10s (%.2f× baseline)  cpu %-10s  allocs %-9d  %.1f MB allocated  events %d\n",
 			name, ms(s.wall), float64(s.wall)/float64(base.wall), ms(s.cpu), s.allocs, float64(s.bytes)/1e6, int(s.stages["events"]))

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -61,10 +62,11 @@ type Options struct {
 
 // Client lists one GSL account. It is safe for concurrent use.
 type Client struct {
-	o       Options
-	retrier *provider.Retrier
-	once    *provider.Retrier // for operations that must not repeat on their own
-	tokens  *tokenCache
+	decodeNS atomic.Int64 // time spent decoding pages, summed over pages
+	o        Options
+	retrier  *provider.Retrier
+	once     *provider.Retrier // for operations that must not repeat on their own
+	tokens   *tokenCache
 }
 
 // New returns a client for o.
@@ -129,6 +131,11 @@ func New(o Options) (*Client, error) {
 	}
 	return c, nil
 }
+
+// DecodeTime is the time spent decoding and normalising pages since the
+// client was made, summed over pages (pages decode concurrently, so it can
+// exceed the wall time of a fetch).
+func (c *Client) DecodeTime() time.Duration { return time.Duration(c.decodeNS.Load()) }
 
 // Fetch lists every card and pool. It returns a snapshot only when every page
 // of both listings arrived; any failure after retries fails the whole fetch.
@@ -199,7 +206,9 @@ func fetchPage[T any](ctx context.Context, c *Client, path string, page int, dec
 	var count int64
 	err := c.do(ctx, op, http.MethodGet, path, q, nil, func(body []byte, requestID string) error {
 		var err error
+		t := time.Now()
 		items, count, err = decode(c.o.Name, body)
+		c.decodeNS.Add(int64(time.Since(t)))
 		if err != nil {
 			return &PageError{Op: op, RequestID: requestID, Err: err}
 		}
