@@ -53,6 +53,30 @@ func (e *TransportError) Temporary() bool {
 	return e.Timeout || errors.As(e.Err, &ne) || errors.Is(e.Err, io.ErrUnexpectedEOF) || errors.Is(e.Err, io.EOF)
 }
 
+// PageError is an answer that was not a valid listing: malformed JSON, a
+// value that does not parse, a record missing what identifies it. It is
+// retried (the body may have been cut short) and fails the cycle if it
+// persists.
+type PageError struct {
+	Provider  string // "gsl", "linkcard"
+	Op        string
+	RequestID string
+	Err       error
+}
+
+func (e *PageError) Error() string {
+	s := fmt.Sprintf("%s: %s: bad page: %v", e.Provider, e.Op, e.Err)
+	if e.RequestID != "" {
+		s += " (request id " + e.RequestID + ")"
+	}
+	return s
+}
+
+func (e *PageError) Unwrap() error { return e.Err }
+
+// Temporary is true: a bad page may have been cut short on the way.
+func (e *PageError) Temporary() bool { return true }
+
 // Retrier runs requests with retries. The zero value of a field is a default.
 type Retrier struct {
 	Name       string        // provider instance, for logs

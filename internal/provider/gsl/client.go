@@ -210,7 +210,7 @@ func fetchPage[T any](ctx context.Context, c *Client, path string, page int, dec
 		items, count, err = decode(c.o.Name, body)
 		c.decodeNS.Add(int64(time.Since(t)))
 		if err != nil {
-			return &PageError{Op: op, RequestID: requestID, Err: err}
+			return &provider.PageError{Provider: "gsl", Op: op, RequestID: requestID, Err: err}
 		}
 		return nil
 	})

@@ -70,13 +70,13 @@ func (c *Client) DailyFlow(ctx context.Context, q DailyQuery, cardIDs []string) 
 				} `json:"sim_flow"`
 			}
 			if err := json.Unmarshal(b, &days); err != nil {
-				return &PageError{Op: op, RequestID: requestID, Err: err}
+				return &provider.PageError{Provider: "gsl", Op: op, RequestID: requestID, Err: err}
 			}
 			rows = rows[:0]
 			for _, d := range days {
 				t, err := time.Parse("20060102", d.Date)
 				if err != nil {
-					return &PageError{Op: op, RequestID: requestID, Err: fmt.Errorf("date %q", d.Date)}
+					return &provider.PageError{Provider: "gsl", Op: op, RequestID: requestID, Err: fmt.Errorf("date %q", d.Date)}
 				}
 				day := int32(t.Unix() / 86400)
 				for _, f := range d.SimFlow {
@@ -128,7 +128,7 @@ func (c *Client) CardAction(ctx context.Context, op, cardID, iccid string) (int6
 				WorkOrderID int64 `json:"work_order_id"`
 			}
 			if err := json.Unmarshal(b, &r); err != nil || r.WorkOrderID == 0 {
-				return &PageError{Op: name, RequestID: requestID, Err: fmt.Errorf("answer has no work_order_id: %s", b)}
+				return &provider.PageError{Provider: "gsl", Op: name, RequestID: requestID, Err: fmt.Errorf("answer has no work_order_id: %s", b)}
 			}
 			wo = r.WorkOrderID
 			return nil

@@ -54,25 +54,3 @@ func (e *APIError) Temporary() bool { return e.Retryable() }
 
 // RetryAfter is the wait GSL asked for, if any.
 func (e *APIError) RetryAfter() time.Duration { return e.retryAfter }
-
-// PageError is a page whose body was not a valid listing: malformed JSON or a
-// record missing what identifies it. It is retried (the body may have been
-// cut short) and fails the cycle if it persists.
-type PageError struct {
-	Op        string
-	RequestID string
-	Err       error
-}
-
-func (e *PageError) Error() string {
-	s := fmt.Sprintf("gsl: %s: bad page: %v", e.Op, e.Err)
-	if e.RequestID != "" {
-		s += " (request id " + e.RequestID + ")"
-	}
-	return s
-}
-
-func (e *PageError) Unwrap() error { return e.Err }
-
-// Temporary is true: a bad page may have been cut short on the way.
-func (e *PageError) Temporary() bool { return true }

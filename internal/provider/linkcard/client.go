@@ -137,13 +137,13 @@ func (c *Client) page(ctx context.Context, n int) ([]fleet.Card, page, error) {
 			return err
 		}
 		if resp.Data == nil {
-			return &PageError{Op: op, RequestID: resp.RequestID, Err: errors.New("answer has no Data")}
+			return &provider.PageError{Provider: "linkcard", Op: op, RequestID: resp.RequestID, Err: errors.New("answer has no Data")}
 		}
 		pg = *resp.Data
 		cards = make([]fleet.Card, len(pg.List))
 		for i := range pg.List {
 			if cards[i], err = pg.List[i].card(c.o.Name); err != nil {
-				return &PageError{Op: op, RequestID: resp.RequestID, Err: fmt.Errorf("List[%d]: %w", i, err)}
+				return &provider.PageError{Provider: "linkcard", Op: op, RequestID: resp.RequestID, Err: fmt.Errorf("List[%d]: %w", i, err)}
 			}
 		}
 		return nil
@@ -192,7 +192,7 @@ func (c *Client) call(ctx context.Context, op string, params map[string]string) 
 		return nil, e
 	}
 	if decodeErr != nil {
-		return nil, &PageError{Op: op, Err: decodeErr}
+		return nil, &provider.PageError{Provider: "linkcard", Op: op, Err: decodeErr}
 	}
 	if (resp.Success != nil && !*resp.Success) || (resp.Code != "" && resp.Code != "200") {
 		return nil, &APIError{Op: op, Status: httpResp.StatusCode, Code: resp.Code, Message: resp.ErrorMessage, RequestID: resp.RequestID}

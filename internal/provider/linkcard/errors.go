@@ -63,25 +63,3 @@ func (e *APIError) Temporary() bool {
 
 // RetryAfter is the wait the server asked for, if any.
 func (e *APIError) RetryAfter() time.Duration { return e.retryAfter }
-
-// PageError is an answer that was not a valid listing: malformed JSON, a
-// flow amount that does not parse, a card without an ICCID. It is retried and
-// fails the cycle if it persists.
-type PageError struct {
-	Op        string
-	RequestID string
-	Err       error
-}
-
-func (e *PageError) Error() string {
-	s := fmt.Sprintf("linkcard: %s: bad page: %v", e.Op, e.Err)
-	if e.RequestID != "" {
-		s += " (request id " + e.RequestID + ")"
-	}
-	return s
-}
-
-func (e *PageError) Unwrap() error { return e.Err }
-
-// Temporary is true: a bad page may have been cut short on the way.
-func (e *PageError) Temporary() bool { return true }
