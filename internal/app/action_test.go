@@ -23,7 +23,7 @@ func TestActionStopsSwappedCard(t *testing.T) {
 	code, out = e.once()
 	require.Zero(t, code, out)
 	got := e.recv.takeEvents()
-	require.Len(t, got, 2, "%v", got)
+	require.Len(t, got, 2, "%v\n%s", got, out)
 	require.Equal(t, "sim_swap", got[0].Rule)
 	require.Equal(t, "transition", got[0].Kind)
 	require.Equal(t, "action", got[1].Kind)

@@ -1,0 +1,229 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/simwatch/simwatch/internal/api"
+	"github.com/simwatch/simwatch/internal/crash"
+	"github.com/simwatch/simwatch/internal/rules"
+)
+
+func (w *Watcher) cycle(ctx context.Context, p *providerRun) error {
+	res, err := p.poller.Cycle(ctx)
+	if w.o.OnCycle != nil {
+		w.o.OnCycle(p.name, res, err)
+	}
+	if err != nil {
+		return err
+	}
+	w.log.Info("cycle", "provider", p.name, "cards", res.Cards, "pools", res.Pools, "changed", res.Changed,
+		"events", res.Events, "firing", res.Firing, "fetch", res.Fetch.Round(time.Millisecond), "commit", res.Commit.Round(time.Millisecond))
+	return nil
+}
+
+// RunOnce runs one full cycle of every provider, publishes the events and
+// waits until every notifier has delivered or dead-lettered them. It returns
+// an error naming every provider that failed.
+func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
+	var errs []error
+	for _, p := range w.providers {
+		if err := w.cycle(ctx, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := w.relay.Drain(ctx); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	crash.Point(crash.AfterPublish)
+	dctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.relay.Run(dctx) }) // actions announce what they did through the outbox
+	for _, d := range w.dispatchers {
+		wg.Go(func() { _ = d.Run(dctx) })
+	}
+	err := w.waitDelivered(ctx, timeout)
+	stop()
+	wg.Wait()
+	return errors.Join(append(errs, err)...)
+}
+
+// waitDelivered polls the outbox and the consumers until nothing is pending.
+func (w *Watcher) waitDelivered(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		pending := uint64(w.store.OutboxLen())
+		for _, nc := range w.cfg.Notifiers {
+			n, err := w.bus.Pending(ctx, nc.Name)
+			if err != nil {
+				return err
+			}
+			pending += n
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d events still undelivered: %w", pending, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Run runs the daemon until ctx ends, then shuts down in order: pollers stop,
+// the relay drains what they committed, dispatchers finish their attempt.
+func (w *Watcher) Run(ctx context.Context) error {
+	var srv *http.Server
+	if addr := w.cfg.HTTP.Listen; addr != "" {
+		ln, err := listen(addr)
+		if err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+		srv = &http.Server{Handler: w.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				w.log.Error("http server stopped", "err", err)
+			}
+		}()
+		w.log.Info("http listening", "addr", ln.Addr().String())
+	}
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	var relayWG, notifyWG, pollWG sync.WaitGroup
+	relayWG.Go(func() { w.relay.Run(relayCtx) })
+	for _, d := range w.dispatchers {
+		notifyWG.Go(func() { _ = d.Run(notifyCtx) })
+	}
+	for _, p := range w.providers {
+		pollWG.Go(func() { w.loop(ctx, p) })
+	}
+	if w.o.Rules == nil {
+		pollWG.Go(func() { w.watchRules(ctx, 2*time.Second) })
+	}
+	w.api.SetReady(true)
+	<-ctx.Done()
+	w.log.Info("shutting down")
+	w.api.SetReady(false)
+	pollWG.Wait()
+	stopRelay()
+	relayWG.Wait()
+	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if _, err := w.relay.Drain(dctx); err != nil {
+		w.log.Warn("outbox not fully published; it will be on the next start", "err", err)
+	}
+	cancel()
+	stopNotify()
+	notifyWG.Wait()
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	return nil
+}
+
+// Reload reads the rule files again. A set with problems is refused, with
+// the reasons, and the running set stays; alert state of rules that keep
+// their name carries over.
+func (w *Watcher) Reload() error {
+	set, err := rules.LoadFiles(w.cfg.RuleFiles, rules.LoadOptions{Notifiers: w.cfg.NotifierNames()})
+	if err != nil {
+		w.log.Error("rules reload refused; the running rules stay", "err", err)
+		return err
+	}
+	for _, nc := range w.cfg.Notifiers {
+		for _, r := range nc.Rules {
+			if !slices.ContainsFunc(set.Rules, func(rule *rules.Rule) bool { return rule.Name == r }) {
+				err := fmt.Errorf("notifier %s acts on rule %q, which the new rules lack", nc.Name, r)
+				w.log.Error("rules reload refused; the running rules stay", "err", err)
+				return err
+			}
+		}
+	}
+	w.rules.Store(set)
+	w.log.Info("rules reloaded", "rules", len(set.Rules))
+	return nil
+}
+
+// rulesStamp identifies the rule files' contents by modification time and size.
+func (w *Watcher) rulesStamp() string {
+	var b strings.Builder
+	for _, f := range w.cfg.RuleFiles {
+		if st, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&b, "%s:%d:%d;", f, st.ModTime().UnixNano(), st.Size())
+		}
+	}
+	return b.String()
+}
+
+// watchRules reloads the rules on SIGHUP and when a rule file changes.
+func (w *Watcher) watchRules(ctx context.Context, every time.Duration) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	stamp := w.rulesStamp
+	last := w.loadedStamp
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			last = stamp()
+			_ = w.Reload()
+		case <-t.C:
+			if now := stamp(); now != last {
+				last = now
+				_ = w.Reload()
+			}
+		}
+	}
+}
+
+func (w *Watcher) loop(ctx context.Context, p *providerRun) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := w.cycle(ctx, p); err != nil && ctx.Err() == nil {
+			w.log.Warn("cycle failed; snapshot kept", "provider", p.name, "err", err)
+		}
+		t.Reset(p.interval)
+	}
+}
+
+func (w *Watcher) stats() api.Stats {
+	s := api.Stats{Notifiers: map[string]api.NotifierStats{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for i, d := range w.dispatchers {
+		name := w.cfg.Notifiers[i].Name
+		pending, _ := w.bus.Pending(ctx, name)
+		s.Notifiers[name] = api.NotifierStats{
+			Delivered:    d.Stats.Delivered.Load(),
+			Retried:      d.Stats.Retried.Load(),
+			DeadLettered: d.Stats.DeadLettered.Load(),
+			Pending:      pending,
+		}
+	}
+	s.Outbox = w.store.OutboxLen()
+	return s
+}

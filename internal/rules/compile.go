@@ -1,0 +1,149 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/simwatch/simwatch/internal/fleet"
+)
+
+// RearmCycle is the rearm mode that notifies at most once per billing cycle.
+const RearmCycle = "cycle"
+
+// compileExpr compiles a boolean expression against an entity kind's
+// environment, bounded in size, with the non-deterministic builtins removed.
+func compileExpr(src, on string) (*vm.Program, *file.Error) {
+	var env any = &CardEnv{}
+	if on == fleet.EntityPool {
+		env = &PoolEnv{}
+	}
+	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.MaxNodes(maxNodes),
+		expr.DisableBuiltin("now"), expr.DisableBuiltin("date"))
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			fe.Message = hint(fe.Message, on)
+			return nil, fe
+		}
+		return nil, &file.Error{Message: err.Error(), Line: 1, Column: 0}
+	}
+	return prog, nil
+}
+
+// compile compiles When against the rule's environment and classifies it.
+func (r *Rule) compile() *file.Error {
+	prog, fe := compileExpr(r.When, r.On)
+	if fe != nil {
+		return fe
+	}
+	r.program = prog
+	var bad *file.Error
+	ast.Find(prog.Node(), func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.IdentifierNode:
+			if slices.Contains(transitionNames, n.Value) {
+				r.transition = true
+			}
+			if n.Value == "removed" {
+				r.removal = true
+			}
+			if slices.Contains(clockHelpers, n.Value) {
+				r.clock = true
+			}
+		case *ast.CallNode:
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "usage_last" && len(n.Arguments) == 1 {
+				s, ok := n.Arguments[0].(*ast.StringNode)
+				loc := n.Arguments[0].Location()
+				line, col := offsetPosition(r.When, loc.From)
+				if d, err := time.ParseDuration(s.Value); !ok || err != nil || d <= 0 {
+					bad = &file.Error{Location: loc, Line: line, Column: col, Message: `usage_last() takes a window in quotes, e.g. usage_last("24h") or usage_last("168h")`}
+				}
+			}
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "changed" && len(n.Arguments) == 1 {
+				s, ok := n.Arguments[0].(*ast.StringNode)
+				loc := n.Arguments[0].Location()
+				line, col := offsetPosition(r.When, loc.From)
+				switch {
+				case !ok:
+					bad = &file.Error{Location: loc, Line: line, Column: col, Message: `changed() takes a field name in quotes, e.g. changed("imei")`}
+				case !slices.Contains(fieldNames(r.On), s.Value):
+					bad = &file.Error{Location: loc, Line: line, Column: col, Message: hint(fmt.Sprintf("unknown name %s", s.Value), r.On)}
+				}
+			}
+		}
+		return false
+	})
+	if bad != nil {
+		return bad
+	}
+	return nil
+}
+
+// offsetPosition turns a rune offset into a 1-based line and 0-based column,
+// as expr reports them.
+func offsetPosition(src string, from int) (line, col int) {
+	line = 1
+	for i, r := range []rune(src) {
+		if i == from {
+			break
+		}
+		col++
+		if r == '\n' {
+			line, col = line+1, 0
+		}
+	}
+	return line, col
+}
+
+var unknownName = regexp.MustCompile(`unknown name ([A-Za-z_][A-Za-z0-9_]*)`)
+
+// hint adds "did you mean" to an unknown-name error, and a pointer to the
+// field reference to a type error.
+func hint(msg, on string) string {
+	if strings.Contains(msg, "mismatched types") || strings.Contains(msg, "expected bool") {
+		return msg + " (see `watcher rules fields` for each field's type and unit)"
+	}
+	m := unknownName.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	best, bestD := "", 4
+	for _, n := range append(fieldNames(on), append([]string{"prev", "changed", "pct"}, clockHelpers...)...) {
+		if d := levenshtein(m[1], n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return msg + " (see `watcher rules fields` for what " + on + " rules can use)"
+	}
+	return msg + fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,76 @@
+package rules
+
+import (
+	"bytes"
+	"encoding/json"
+	"text/template"
+
+	"github.com/simwatch/simwatch/internal/fleet"
+)
+
+// parseSummary parses the summary template and executes it once against an
+// entity of the rule's kind, so a misspelt field fails at load time.
+func (r *Rule) parseSummary() error {
+	text := r.Summary
+	if text == "" {
+		if r.On == fleet.EntityPool {
+			text = `{{ .rule }}: pool {{ .name }} ({{ .id }})`
+		} else {
+			text = `{{ .rule }}: card {{ .iccid }}`
+		}
+	}
+	t, err := template.New("summary").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return err
+	}
+	r.summary = t
+	var zero any = fleet.Card{}
+	if r.On == fleet.EntityPool {
+		zero = fleet.Pool{}
+	}
+	_, err = r.render(mustJSON(zero), mustJSON(zero))
+	return err
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// render executes the summary with the entity's fields, prev, and the rule's
+// name, severity and labels.
+func (r *Rule) render(values, prev json.RawMessage) (string, error) {
+	data := map[string]any{}
+	if err := json.Unmarshal(values, &data); err != nil {
+		return "", err
+	}
+	if len(prev) > 0 {
+		var p map[string]any
+		if err := json.Unmarshal(prev, &p); err != nil {
+			return "", err
+		}
+		data["prev"] = p
+	} else {
+		data["prev"] = map[string]any{}
+	}
+	data["rule"], data["severity"], data["labels"] = r.Name, r.Severity, r.Labels
+	var b bytes.Buffer
+	if err := r.summary.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// HasClockRules reports whether any condition rule on entity reads the clock,
+// so that unchanged entities must still be evaluated every cycle.
+func (s *Set) HasClockRules(entity string) bool {
+	for _, r := range s.Rules {
+		if r.On == entity && r.clock && !r.transition {
+			return true
+		}
+	}
+	return false
+}
