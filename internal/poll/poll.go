@@ -152,22 +152,24 @@ type change[T any] struct {
 
 // diff splits a listing into changed (or new) entities, unchanged ones, and
 // the ids of stored entities the listing no longer has.
-func diff[T any](items []T, id func(*T) string, encode func(*T) []byte, fps map[string]uint64) (changed []change[T], unchanged []*T, removed []string, next map[string]uint64) {
+func diff[T any](items []T, id func(*T) string, encode func([]byte, *T) []byte, fps map[string]uint64) (changed []change[T], unchanged []*T, removed []string, next map[string]uint64) {
 	next = make(map[string]uint64, len(items))
+	unchanged = make([]*T, 0, len(items))
+	var buf []byte // reused: only a changed entity's encoding is kept
 	for i := range items {
 		it := &items[i]
 		key := id(it)
 		if _, dup := next[key]; dup {
 			continue // a page boundary shifted during the listing; keep the first
 		}
-		enc := encode(it)
-		fp := store.Fingerprint(enc)
+		buf = encode(buf[:0], it)
+		fp := store.Fingerprint(buf)
 		next[key] = fp
 		if old, ok := fps[key]; ok && old == fp {
 			unchanged = append(unchanged, it)
 			continue
 		}
-		changed = append(changed, change[T]{cur: it, enc: enc, fp: fp})
+		changed = append(changed, change[T]{cur: it, enc: append([]byte(nil), buf...), fp: fp})
 	}
 	for key := range fps {
 		if _, ok := next[key]; !ok {
@@ -177,10 +179,10 @@ func diff[T any](items []T, id func(*T) string, encode func(*T) []byte, fps map[
 	return changed, unchanged, removed, next
 }
 
-func cardID(c *fleet.Card) string      { return c.ID }
-func poolID(p *fleet.Pool) string      { return p.ID }
-func encodeCard(c *fleet.Card) []byte  { return store.EncodeCard(nil, c) }
-func encodePool(pl *fleet.Pool) []byte { return store.EncodePool(pl) }
+func cardID(c *fleet.Card) string                  { return c.ID }
+func poolID(p *fleet.Pool) string                  { return p.ID }
+func encodeCard(dst []byte, c *fleet.Card) []byte  { return store.EncodeCard(dst, c) }
+func encodePool(dst []byte, pl *fleet.Pool) []byte { return append(dst, store.EncodePool(pl)...) }
 
 // entityStore is how one kind of entity (cards or pools) is read, written and
 // evaluated within a cycle's transaction.
