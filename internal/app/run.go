@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
+	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/crash"
 	"github.com/simwatch/simwatch/internal/rules"
 )
@@ -113,6 +114,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if w.o.Rules == nil {
 		pollWG.Go(func() { w.watchRules(ctx, 2*time.Second) })
 	}
+	pollWG.Go(func() { w.pruneDeliveryLog(ctx) })
 	w.api.SetReady(true)
 	<-ctx.Done()
 	w.log.Info("shutting down")
@@ -226,4 +228,25 @@ func (w *Watcher) stats() api.Stats {
 	}
 	s.Outbox = w.store.OutboxLen()
 	return s
+}
+
+// pruneDeliveryLog keeps the delivery log bounded: an entry older than the
+// bus's retention can no longer be redelivered, so it is dropped, at start
+// and then daily.
+func (w *Watcher) pruneDeliveryLog(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := w.store.PruneDelivered(w.o.Now().Add(-bus.DefaultMaxAge)); err != nil {
+			w.log.Warn("delivery log not pruned", "err", err)
+		} else if n > 0 {
+			w.log.Info("delivery log pruned", "entries", n)
+		}
+		t.Reset(24 * time.Hour)
+	}
 }

@@ -57,7 +57,6 @@ type Stats struct {
 	Retried      atomic.Int64 // failed attempts that were retried
 	DeadLettered atomic.Int64
 	Skipped      atomic.Int64 // already in the delivery log
-	LastLatency  atomic.Int64 // ns from observed_at to accepted, last event
 }
 
 // Dispatcher runs one notifier.
@@ -227,7 +226,6 @@ func (d *Dispatcher) deliver(ctx context.Context, g []item) {
 			d.log.Debug("delivered", "event_id", it.ev.ID, "rule", it.ev.Rule, "attempts", attempts)
 		}
 		d.Stats.Delivered.Add(int64(len(g)))
-		d.Stats.LastLatency.Store(int64(now.Sub(events[len(events)-1].ObservedAt)))
 		if d.o.Observe != nil {
 			for _, e := range events {
 				d.o.Observe(now.Sub(e.ObservedAt))
