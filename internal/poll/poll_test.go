@@ -168,3 +168,32 @@ func TestEventsCarryCycleTime(t *testing.T) {
 	require.Equal(t, r.now, e.ObservedAt)
 	require.Equal(t, event.ID("hw", "card", "4900000000002", "card_low_flow", event.KindFiring, r.now, 0), e.ID)
 }
+
+// Clock rules run on unchanged cards every ClockEvery, not every cycle;
+// changed cards are always evaluated.
+func TestClockRulesOnTheirOwnSchedule(t *testing.T) {
+	r := newRig(t, `rules:
+  - {name: expiring, on: card, when: 'days_until(expire_time) < 7'}
+`)
+	expire := r.now.Add(7*24*time.Hour + 30*time.Minute).Format(time.RFC3339)
+	require.NoError(t, r.sim.Fleet().PatchCard(r.iccids[1], sim.CardPatch{ExpireTime: &expire}))
+	p := New(Options{Provider: "hw", Source: r.client, Store: r.store, Rules: func() *rules.Set { return r.set },
+		Now: func() time.Time { return r.now }, ClockEvery: time.Hour})
+	ctx := context.Background()
+	res, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.True(t, res.ClockRules)
+	require.Empty(t, r.outbox())
+
+	r.now = r.now.Add(40 * time.Minute) // now within 7 days, but the clock rules ran 40m ago
+	res, err = p.Cycle(ctx)
+	require.NoError(t, err)
+	require.False(t, res.ClockRules)
+	require.Empty(t, r.outbox())
+
+	r.now = r.now.Add(21 * time.Minute)
+	res, err = p.Cycle(ctx)
+	require.NoError(t, err)
+	require.True(t, res.ClockRules)
+	require.Equal(t, []string{"firing expiring 4900000000002"}, r.outbox())
+}
