@@ -72,6 +72,15 @@ func (c *apiCaller) call(ctx context.Context, method, path string, body io.Reade
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// apiFor loads the config at path and opens its watcher's API.
+func apiFor(ctx context.Context, path string) (*apiCaller, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return openAPI(ctx, cfg)
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -91,11 +100,7 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() != 1 {
 		return errors.New(`query: give one expression, e.g. watcher query 'status == "active" && flow_left < 10'`)
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	c, err := openAPI(ctx, cfg)
+	c, err := apiFor(ctx, *path)
 	if err != nil {
 		return err
 	}
@@ -147,11 +152,7 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	c, err := openAPI(ctx, cfg)
+	c, err := apiFor(ctx, *path)
 	if err != nil {
 		return err
 	}
@@ -196,11 +197,7 @@ func silenceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	c, err := openAPI(ctx, cfg)
+	c, err := apiFor(ctx, *path)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ const EventRetention = 30 * 24 * time.Hour
 // recordEvents keeps events in the history, keyed by time then sequence,
 // and drops those older than the retention. Called with the outbox append,
 // so every event that will be published is also on record.
-func recordEvents(tx *bolt.Tx, events []event.Event) error {
+func recordEvents(tx *bolt.Tx, events []event.Event, encoded [][]byte) error {
 	b, err := tx.CreateBucketIfNotExists(bucketEvents)
 	if err != nil {
 		return err
@@ -28,13 +28,9 @@ func recordEvents(tx *bolt.Tx, events []event.Event) error {
 		if err != nil {
 			return err
 		}
-		v, err := json.Marshal(&events[i])
-		if err != nil {
-			return err
-		}
 		k := binary.BigEndian.AppendUint64(nil, uint64(events[i].ObservedAt.UnixNano()))
 		k = binary.BigEndian.AppendUint64(k, seq)
-		if err := b.Put(k, v); err != nil {
+		if err := b.Put(k, encoded[i]); err != nil {
 			return err
 		}
 	}

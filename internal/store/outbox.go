@@ -14,18 +14,23 @@ import (
 // AppendOutbox adds events to the outbox, in order, in this transaction,
 // and keeps them in the event history.
 func (t *Tx) AppendOutbox(events []event.Event) error {
-	if err := recordEvents(t.tx, events); err != nil {
-		return err
-	}
-	b := t.tx.Bucket(bucketOutbox)
+	// Each event is encoded once, for both the outbox and the history.
+	encoded := make([][]byte, len(events))
 	for i := range events {
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
 		v, err := json.Marshal(&events[i])
 		if err != nil {
 			return fmt.Errorf("store: outbox event %s: %w", events[i].ID, err)
+		}
+		encoded[i] = v
+	}
+	if err := recordEvents(t.tx, events, encoded); err != nil {
+		return err
+	}
+	b := t.tx.Bucket(bucketOutbox)
+	for _, v := range encoded {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
 		}
 		if err := b.Put(u64(seq), v); err != nil {
 			return err
