@@ -29,23 +29,25 @@ type Card struct {
 	MSISDN         string            `json:"msisdn" expr:"msisdn" doc:"|the phone number"`
 	IMSI           string            `json:"imsi" expr:"imsi" doc:"|the subscriber identity"`
 	IMEI           string            `json:"imei" expr:"imei" doc:"|the device the SIM is in (GSL only)"`
-	Status         string            `json:"status" expr:"status" doc:"|test, inactive, active, suspended or terminated"`
+	Status         string            `json:"status" expr:"status" unknown:"" doc:"|test, inactive, active, suspended or terminated; unknown for a code simwatch does not know (status_code keeps it)"`
 	StatusCode     int               `json:"status_code" expr:"status_code" doc:"|the provider's own status code"`
-	OperatorStatus int               `json:"operator_status" expr:"operator_status" doc:"|GSL stop reason (-1 normal, 1..7) or LinkCard OsStatus"`
-	FlowUsed       float64           `json:"flow_used" expr:"flow_used" doc:"MB|data used in the current billing cycle"`
-	FlowLeft       float64           `json:"flow_left" expr:"flow_left" doc:"MB|data left in the current billing cycle (negative in overdraft for pools)"`
-	FlowTotal      float64           `json:"flow_total" expr:"flow_total" doc:"MB|the billing cycle's allowance"`
+	OperatorStatus int               `json:"operator_status" expr:"operator_status" unknown:"" doc:"|GSL stop reason (-1 normal, 1..7) or LinkCard OsStatus"`
+	FlowUsed       float64           `json:"flow_used" expr:"flow_used" unknown:"" doc:"MB|data used in the current billing cycle"`
+	FlowLeft       float64           `json:"flow_left" expr:"flow_left" unknown:"" doc:"MB|data left in the current billing cycle (negative in overdraft for pools)"`
+	FlowTotal      float64           `json:"flow_total" expr:"flow_total" unknown:"" doc:"MB|the billing cycle's allowance"`
 	PoolID         string            `json:"pool_id" expr:"pool_id" doc:"|the pool the card draws on, if any"`
 	Plan           string            `json:"plan" expr:"plan" doc:"|the price plan (GSL) or package credential (LinkCard)"`
 	ExpireTime     time.Time         `json:"expire_time" expr:"expire_time" doc:"time|when the plan ends"`
 	ActDate        time.Time         `json:"act_date" expr:"act_date" doc:"time|when the card was activated"`
 	Tags           []string          `json:"tags" expr:"tags" doc:"|the card's tags"`
 	Attributes     map[string]string `json:"attributes" expr:"attributes" doc:"|custom attributes (GSL customer_attribute1..6; LinkCard data_type, sim_type, remark)"`
-	DeviceStatus   int               `json:"device_status" expr:"device_status" doc:"|GSL device status: 1 registered, 2 rebooted, 3 online, 4 offline"`
+	DeviceStatus   int               `json:"device_status" expr:"device_status" unknown:"" doc:"|GSL device status: 1 registered, 2 rebooted, 3 online, 4 offline"`
 	SignalLevel    string            `json:"signal_level" expr:"signal_level" doc:"|signal level, where given: 1 poor, 2 fair, 3 good"`
 	NetworkType    string            `json:"network_type" expr:"network_type" doc:"|network type, e.g. 4G"`
 	Vendor         string            `json:"vendor,omitempty" expr:"vendor" doc:"|LinkCard carrier: CMCC, CUCC, CTCC or VNO"` // LinkCard: CMCC, CUCC, CTCC, VNO
 	APN            string            `json:"apn,omitempty" expr:"apn" doc:"|LinkCard APN name"`
+	// Unknown marks the fields the provider left out or gave as null.
+	Unknown Unknown `json:"-" expr:"-"`
 }
 
 // Pool is one data ("flow") pool. FlowLeft is negative when the pool is in overdraft.
@@ -55,15 +57,17 @@ type Pool struct {
 	ID           string    `json:"id" expr:"id" doc:"|the pool id (GSL id; LinkCard PoolId or shared CredentialNo)"`
 	Name         string    `json:"name" expr:"name" doc:"|the pool name"`
 	Plan         string    `json:"plan" expr:"plan" doc:"|the price plan"`
-	FlowTotal    float64   `json:"flow_total" expr:"flow_total" doc:"MB|the pool's allowance this billing cycle"`
-	FlowUsed     float64   `json:"flow_used" expr:"flow_used" doc:"MB|data its members used this billing cycle"`
-	FlowLeft     float64   `json:"flow_left" expr:"flow_left" doc:"MB|what is left; negative in overdraft"`
-	Quantity     int       `json:"quantity" expr:"quantity" doc:"|members"`
-	Activated    int       `json:"activated" expr:"activated" doc:"|members in use or suspended"`
-	Inactive     int       `json:"inactive" expr:"inactive" doc:"|members not yet activated"`
-	Disassembled int       `json:"disassembled" expr:"disassembled" doc:"|members terminated"`
+	FlowTotal    float64   `json:"flow_total" expr:"flow_total" unknown:"" doc:"MB|the pool's allowance this billing cycle"`
+	FlowUsed     float64   `json:"flow_used" expr:"flow_used" unknown:"" doc:"MB|data its members used this billing cycle"`
+	FlowLeft     float64   `json:"flow_left" expr:"flow_left" unknown:"" doc:"MB|what is left; negative in overdraft"`
+	Quantity     int       `json:"quantity" expr:"quantity" unknown:"" doc:"|members"`
+	Activated    int       `json:"activated" expr:"activated" unknown:"" doc:"|members in use or suspended"`
+	Inactive     int       `json:"inactive" expr:"inactive" unknown:"" doc:"|members not yet activated"`
+	Disassembled int       `json:"disassembled" expr:"disassembled" unknown:"" doc:"|members terminated"`
 	BillingCycle string    `json:"billing_cycle" expr:"billing_cycle" doc:"|the billing month, YYYY-MM"`
 	ExpiredTime  time.Time `json:"expired_time" expr:"expired_time" doc:"time|when the pool's plan ends"`
+	// Unknown marks the fields the provider left out or gave as null.
+	Unknown Unknown `json:"-" expr:"-"`
 }
 
 // Snapshot is one complete listing of a provider account. A Snapshot only
