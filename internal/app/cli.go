@@ -176,13 +176,20 @@ func rulesFields(args []string, stdout io.Writer) error {
 			if f.Helper {
 				name += "()"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, f.Type, f.Unit, f.Meaning)
+			meaning := f.Meaning
+			if f.MayBeUnknown {
+				meaning += " [may be unknown]"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, f.Type, f.Unit, meaning)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout)
 	}
+	fmt.Fprintln(stdout, "[may be unknown]: a provider may leave the field out (or send null, or a status code simwatch does not know).")
+	fmt.Fprintln(stdout, "Then it is unknown, never 0: a rule that reads it does not fire, an alert it has neither fires nor resolves,")
+	fmt.Fprintln(stdout, "and events carry null. known(\"field\") tells whether the provider gave it.")
 	return nil
 }
 

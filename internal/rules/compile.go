@@ -68,13 +68,13 @@ func (r *Rule) compile() *file.Error {
 					bad = &file.Error{Location: loc, Line: line, Column: col, Message: `usage_last() takes a window in quotes, e.g. usage_last("24h") or usage_last("168h")`}
 				}
 			}
-			if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "changed" && len(n.Arguments) == 1 {
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok && (id.Value == "changed" || id.Value == "known") && len(n.Arguments) == 1 {
 				s, ok := n.Arguments[0].(*ast.StringNode)
 				loc := n.Arguments[0].Location()
 				line, col := offsetPosition(r.When, loc.From)
 				switch {
 				case !ok:
-					bad = &file.Error{Location: loc, Line: line, Column: col, Message: `changed() takes a field name in quotes, e.g. changed("imei")`}
+					bad = &file.Error{Location: loc, Line: line, Column: col, Message: id.Value + `() takes a field name in quotes, e.g. ` + id.Value + `("imei")`}
 				case !slices.Contains(fieldNames(r.On), s.Value):
 					bad = &file.Error{Location: loc, Line: line, Column: col, Message: hint(fmt.Sprintf("unknown name %s", s.Value), r.On)}
 				}
@@ -85,7 +85,42 @@ func (r *Rule) compile() *file.Error {
 	if bad != nil {
 		return bad
 	}
+	r.reads, r.readsPrev = fieldReads(prog.Node(), r.On)
 	return nil
+}
+
+// fieldReads finds the entity fields an expression reads: by name, through
+// prev.name, changed("name") (both), and helpers that read a field.
+// known("name") reads nothing: it asks whether the value is there.
+func fieldReads(node ast.Node, on string) (cur, prev fleet.Unknown) {
+	bit := fleet.CardField
+	if on == fleet.EntityPool {
+		bit = fleet.PoolField
+	}
+	ast.Find(node, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.IdentifierNode:
+			cur |= bit(n.Value)
+			for _, f := range helperReads[n.Value] {
+				cur |= bit(f)
+			}
+		case *ast.MemberNode:
+			if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "prev" {
+				if s, ok := n.Property.(*ast.StringNode); ok {
+					prev |= bit(s.Value)
+				}
+			}
+		case *ast.CallNode:
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "changed" && len(n.Arguments) == 1 {
+				if s, ok := n.Arguments[0].(*ast.StringNode); ok {
+					cur |= bit(s.Value)
+					prev |= bit(s.Value)
+				}
+			}
+		}
+		return false
+	})
+	return cur, prev
 }
 
 // offsetPosition turns a rune offset into a 1-based line and 0-based column,
@@ -117,7 +152,7 @@ func hint(msg, on string) string {
 		return msg
 	}
 	best, bestD := "", 4
-	for _, n := range append(fieldNames(on), append([]string{"prev", "changed", "pct"}, clockHelpers...)...) {
+	for _, n := range append(fieldNames(on), append([]string{"prev", "changed", "known", "pct"}, clockHelpers...)...) {
 		if d := levenshtein(m[1], n); d < bestD {
 			best, bestD = n, d
 		}

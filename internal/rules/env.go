@@ -29,6 +29,7 @@ type PoolEnv struct {
 // entity at hand.
 type helpers struct {
 	Changed    func(field string) bool    `expr:"changed" doc:"|true when the named field differs from the previous listing (makes the rule a transition)"`
+	Known      func(field string) bool    `expr:"known" doc:"|true when the provider gave the named field, e.g. !known(\"flow_left\"); a rule that reads an unknown field does not fire"`
 	Pct        func(a, b float64) float64 `expr:"pct" doc:"%|a as a percentage of b (0 when b is 0), e.g. pct(flow_used, flow_total)"`
 	DaysUntil  func(t time.Time) float64  `expr:"days_until" doc:"days|days from now until a time (negative once past), e.g. days_until(expire_time)"`
 	HoursSince func(t time.Time) float64  `expr:"hours_since" doc:"hours|hours since a time"`
@@ -51,6 +52,13 @@ type helpers struct {
 var clockHelpers = []string{"days_until", "hours_since", "usage_today", "usage_last", "daily_avg",
 	"days_to_exhaust", "exhausts_before_cycle_end", "history_source", "history_days"}
 
+// helperReads are the entity fields a helper reads, so that a rule calling
+// it does not fire while the field is unknown.
+var helperReads = map[string][]string{
+	"days_to_exhaust":           {"flow_left"},
+	"exhausts_before_cycle_end": {"flow_left"},
+}
+
 // transitionNames make a rule a transition rule.
 var transitionNames = []string{"prev", "changed", "removed"}
 
@@ -61,8 +69,9 @@ func pct(a, b float64) float64 {
 	return a / b * 100
 }
 
-func newHelpers(now time.Time, changed func(string) bool, h *usage) helpers {
+func newHelpers(now time.Time, changed, known func(string) bool, h *usage) helpers {
 	return helpers{
+		Known: known,
 		FirstIMEI: func() string {
 			if h.firstIMEI == nil || h.entity != fleet.EntityCard {
 				return ""
@@ -162,7 +171,7 @@ func (u *usage) daysToExhaust() float64 {
 func fieldIndex(t reflect.Type) map[string]int {
 	m := map[string]int{}
 	for i := range t.NumField() {
-		if name := t.Field(i).Tag.Get("expr"); name != "" {
+		if name := t.Field(i).Tag.Get("expr"); name != "" && name != "-" {
 			m[name] = i
 		}
 	}

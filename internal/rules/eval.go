@@ -43,6 +43,9 @@ type Alert struct {
 	// Muted marks an alert that holds again in that month and stays quiet.
 	Cycle string `json:"cycle,omitempty"`
 	Muted bool   `json:"muted,omitempty"`
+	// Held marks an alert whose entity has an unknown value the rule reads:
+	// it neither advances nor resolves until the value is known again.
+	Held bool `json:"held,omitempty"`
 }
 
 // AlertKey identifies an alert within a provider.
@@ -53,16 +56,18 @@ func AlertKey(rule, entity, entityID string) string {
 // Key returns the alert's key.
 func (a *Alert) Key() string { return AlertKey(a.Rule, a.Entity, a.EntityID) }
 
-// Cycle evaluates one poll cycle of one provider. Feed it every entity that
-// changed (and, for clock rules, those that did not), then call Finish.
-// A Cycle is not safe for concurrent use.
-type Cycle struct {
+// cycle evaluates one listing of one provider; Evaluate drives it. Feed it
+// every entity that changed (and, for clock rules, those that did not), then
+// call finish. It never modifies the alerts it starts from: an alert it
+// changes is copied into own first, so a cycle that fails to commit leaves
+// the caller's state as it was.
+type cycle struct {
 	set      *Set
 	provider string
 	now      time.Time
-	alerts   map[string]*Alert
+	base     map[string]*Alert // the alerts before the cycle; read only
+	own      map[string]*Alert // alerts this cycle created or changed; nil deletes
 	touched  map[string]bool
-	dirty    map[string]bool
 	events   []event.Event
 	errs     []error
 
@@ -75,91 +80,115 @@ type Cycle struct {
 	// condition that does not hold for an entity without alerts) costs no
 	// key building or map writes.
 	alerted map[string]bool
-	// cur/prev of the entity being evaluated, for changed().
+	// cur/prev of the entity being evaluated, for changed() and known().
 	curCard, prevCard *fleet.Card
 	curPool, prevPool *fleet.Pool
 }
 
-// NewCycle starts a cycle at now over the provider's active alerts, which it
-// updates in place.
-func (s *Set) NewCycle(provider string, now time.Time, alerts map[string]*Alert) *Cycle {
-	c := &Cycle{set: s, provider: provider, now: now, alerts: alerts,
-		touched: map[string]bool{}, dirty: map[string]bool{}, alerted: make(map[string]bool, len(alerts))}
+func (s *Set) newCycle(provider string, now time.Time, alerts map[string]*Alert) *cycle {
+	c := &cycle{set: s, provider: provider, now: now, base: alerts, own: map[string]*Alert{},
+		touched: map[string]bool{}, alerted: make(map[string]bool, len(alerts))}
 	for _, a := range alerts {
 		c.alerted[a.Entity+"\x00"+a.EntityID] = true
 	}
 	c.usage.today = fleet.DayOf(now)
 	c.vm.MemoryBudget = vmMemoryBudget
 	c.month = now.In(fleet.ChinaTime).Format("2006-01")
-	c.card.helpers = newHelpers(now, func(f string) bool { return fieldChanged(cardFields, c.prevCard, c.curCard, f) }, &c.usage)
-	c.pool.helpers = newHelpers(now, func(f string) bool { return fieldChanged(poolFields, c.prevPool, c.curPool, f) }, &c.usage)
+	c.card.helpers = newHelpers(now, func(f string) bool { return fieldChanged(cardFields, c.prevCard, c.curCard, f) },
+		func(f string) bool { return !c.curCard.Unknown.Has(fleet.CardField(f)) }, &c.usage)
+	c.pool.helpers = newHelpers(now, func(f string) bool { return fieldChanged(poolFields, c.prevPool, c.curPool, f) },
+		func(f string) bool { return !c.curPool.Unknown.Has(fleet.PoolField(f)) }, &c.usage)
 	return c
 }
 
-// ReadHistory sets where usage helpers read an entity's daily usage from.
-func (c *Cycle) ReadHistory(read func(entity, id string) fleet.History) { c.usage.read = read }
+// get returns the alert at key as the cycle sees it (nil if none). The
+// result must not be modified: see mut.
+func (c *cycle) get(key string) *Alert {
+	if a, ok := c.own[key]; ok {
+		return a
+	}
+	return c.base[key]
+}
 
-// ReadFirstIMEI sets where first_imei() reads a card's first IMEI from.
-func (c *Cycle) ReadFirstIMEI(read func(cardID string) string) { c.usage.firstIMEI = read }
+// mut returns the cycle's own, writable copy of the alert at key.
+func (c *cycle) mut(key string) *Alert {
+	if a, ok := c.own[key]; ok {
+		return a
+	}
+	a := c.base[key]
+	if a == nil {
+		return nil
+	}
+	cp := *a
+	c.own[key] = &cp
+	return &cp
+}
 
-// Card evaluates the card rules for a card that is new (prev nil), changed,
-// or gone from a complete listing (cur nil).
-func (c *Cycle) Card(prev, cur *fleet.Card) {
+func (c *cycle) put(key string, a *Alert) { c.own[key] = a }
+func (c *cycle) del(key string)           { c.own[key] = nil }
+
+// cardEval evaluates the card rules for a card that is new (prev nil),
+// changed, or gone from the listings (cur nil).
+func (c *cycle) cardEval(prev, cur *fleet.Card) {
 	if cur == nil {
 		c.curCard, c.prevCard = prev, prev
 		c.card.Card, c.card.Prev = *prev, *prev
 		c.card.Removed = true
-		c.evaluate(fleet.EntityCard, prev.ID, prev.ICCID, &c.card, true, false, lazyJSON(prev), lazyJSON(prev))
+		c.evaluate(fleet.EntityCard, prev.ID, prev.ICCID, &c.card, true, false, prev.Unknown, prev.Unknown, lazyJSON(prev), lazyJSON(prev))
 		c.card.Removed = false
 		c.gone(fleet.EntityCard, prev.ID)
 		return
 	}
 	c.curCard, c.prevCard = cur, prev
 	c.card.Card = *cur
+	var prevUnknown fleet.Unknown
 	if prev != nil {
 		c.card.Prev = *prev
+		prevUnknown = prev.Unknown
 	} else {
 		c.card.Prev = fleet.Card{}
 		c.prevCard = cur // nothing has changed on first sight
 	}
-	c.evaluate(fleet.EntityCard, cur.ID, cur.ICCID, &c.card, prev != nil, false, lazyJSON(cur), lazyJSON(prev))
+	c.evaluate(fleet.EntityCard, cur.ID, cur.ICCID, &c.card, prev != nil, false, cur.Unknown, prevUnknown, lazyJSON(cur), lazyJSON(prev))
 }
 
-// CardUnchanged evaluates an unchanged card: only rules that read the clock,
-// or every condition rule when all is set (after the rule set changed).
-func (c *Cycle) CardUnchanged(cur *fleet.Card, all bool) {
+// cardSame evaluates an unchanged card: only rules that read the clock, or
+// every condition rule when all is set (after the rule set changed).
+func (c *cycle) cardSame(cur *fleet.Card, all bool) {
 	c.curCard, c.prevCard = cur, cur
 	c.card.Card, c.card.Prev = *cur, *cur
-	c.evaluate(fleet.EntityCard, cur.ID, cur.ICCID, &c.card, false, !all, lazyJSON(cur), nil)
+	c.evaluate(fleet.EntityCard, cur.ID, cur.ICCID, &c.card, false, !all, cur.Unknown, cur.Unknown, lazyJSON(cur), nil)
 }
 
-// Pool evaluates the pool rules for a pool that is new, changed or gone.
-func (c *Cycle) Pool(prev, cur *fleet.Pool) {
+// poolEval is cardEval for pools.
+func (c *cycle) poolEval(prev, cur *fleet.Pool) {
 	if cur == nil {
 		c.curPool, c.prevPool = prev, prev
 		c.pool.Pool, c.pool.Prev = *prev, *prev
 		c.pool.Removed = true
-		c.evaluate(fleet.EntityPool, prev.ID, "", &c.pool, true, false, lazyJSON(prev), lazyJSON(prev))
+		c.evaluate(fleet.EntityPool, prev.ID, "", &c.pool, true, false, prev.Unknown, prev.Unknown, lazyJSON(prev), lazyJSON(prev))
 		c.pool.Removed = false
 		c.gone(fleet.EntityPool, prev.ID)
 		return
 	}
 	c.curPool, c.prevPool = cur, prev
 	c.pool.Pool = *cur
+	var prevUnknown fleet.Unknown
 	if prev != nil {
 		c.pool.Prev = *prev
+		prevUnknown = prev.Unknown
 	} else {
 		c.pool.Prev = fleet.Pool{}
 		c.prevPool = cur
 	}
-	c.evaluate(fleet.EntityPool, cur.ID, "", &c.pool, prev != nil, false, lazyJSON(cur), lazyJSON(prev))
+	c.evaluate(fleet.EntityPool, cur.ID, "", &c.pool, prev != nil, false, cur.Unknown, prevUnknown, lazyJSON(cur), lazyJSON(prev))
 }
 
-// PoolUnchanged is CardUnchanged for pools.
-func (c *Cycle) PoolUnchanged(cur *fleet.Pool, all bool) {
+// poolSame is cardSame for pools.
+func (c *cycle) poolSame(cur *fleet.Pool, all bool) {
 	c.curPool, c.prevPool = cur, cur
 	c.pool.Pool, c.pool.Prev = *cur, *cur
-	c.evaluate(fleet.EntityPool, cur.ID, "", &c.pool, false, !all, lazyJSON(cur), nil)
+	c.evaluate(fleet.EntityPool, cur.ID, "", &c.pool, false, !all, cur.Unknown, cur.Unknown, lazyJSON(cur), nil)
 }
 
 // lazyJSON marshals v the first time it is needed: most evaluations emit nothing.
@@ -176,7 +205,7 @@ func lazyJSON[T any](v *T) func() json.RawMessage {
 	}
 }
 
-func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly bool, values, prev func() json.RawMessage) {
+func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly bool, unknown, prevUnknown fleet.Unknown, values, prev func() json.RawMessage) {
 	left := c.card.FlowLeft
 	if entity == fleet.EntityPool {
 		left = c.pool.FlowLeft
@@ -189,6 +218,20 @@ func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 		}
 		if r.transition && !hasPrev {
 			continue // first sight or unchanged: no transition
+		}
+		if unknown.Has(r.reads) || (hasPrev && prevUnknown.Has(r.readsPrev)) {
+			// A value the rule reads is unknown: it neither fires nor
+			// resolves; an alert it has holds as it is.
+			if !r.transition && c.alerted[entity+"\x00"+id] {
+				key := AlertKey(r.Name, entity, id)
+				if c.get(key) != nil {
+					c.touched[key] = true
+					if a := c.get(key); !a.Held {
+						c.mut(key).Held = true
+					}
+				}
+			}
+			continue
 		}
 		out, err := c.vm.Run(r.program, env)
 		if err != nil {
@@ -207,31 +250,29 @@ func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 		}
 		key := AlertKey(r.Name, entity, id)
 		c.touched[key] = true
-		a := c.alerts[key]
+		a := c.mut(key)
+		if a != nil {
+			a.Held = false
+		}
 		if a != nil && a.State == StateResolved && a.Cycle != c.month {
-			delete(c.alerts, key) // a new billing cycle: the rule is armed again
-			c.dirty[key] = true
+			c.del(key) // a new billing cycle: the rule is armed again
 			a = nil
 		}
 		switch {
 		case holds && a == nil:
 			a = &Alert{Rule: r.Name, Entity: entity, EntityID: id, ICCID: iccid, State: StatePending, ActiveAt: c.now, Values: values()}
-			c.alerts[key] = a
+			c.put(key, a)
 			c.alerted[entity+"\x00"+id] = true
-			c.dirty[key] = true
 			c.advance(r, a)
 		case holds && a.State == StateResolved:
 			// Already notified this billing cycle: hold quietly.
 			a.State, a.Muted, a.ActiveAt, a.Values = StateFiring, true, c.now, values()
-			c.dirty[key] = true
 		case holds:
 			a.Values, a.ClearedAt = values(), time.Time{}
-			c.dirty[key] = true
 			c.advance(r, a)
 		case a != nil && a.State == StateFiring && r.resolveWhen != nil && !c.run(r, r.resolveWhen, env, entity, id):
 			// Inside the hysteresis band: still firing.
 			a.Values = values()
-			c.dirty[key] = true
 		case a != nil && a.State != StateResolved:
 			c.clear(r, a, values())
 		}
@@ -239,7 +280,7 @@ func (c *Cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 }
 
 // run evaluates a boolean program; an error counts as false and is reported.
-func (c *Cycle) run(r *Rule, p *vm.Program, env any, entity, id string) bool {
+func (c *cycle) run(r *Rule, p *vm.Program, env any, entity, id string) bool {
 	out, err := c.vm.Run(p, env)
 	if err != nil {
 		c.errs = append(c.errs, fmt.Errorf("rule %s on %s %s: %w", r.Name, entity, id, err))
@@ -250,8 +291,8 @@ func (c *Cycle) run(r *Rule, p *vm.Program, env any, entity, id string) bool {
 }
 
 // clear handles a condition that stopped holding: keep_firing_for holds a
-// firing alert a while longer, then it ends.
-func (c *Cycle) clear(r *Rule, a *Alert, values json.RawMessage) {
+// firing alert a while longer, then it ends. a is the cycle's own copy.
+func (c *cycle) clear(r *Rule, a *Alert, values json.RawMessage) {
 	if a.State == StateFiring && !a.Muted && r.KeepFiringFor > 0 {
 		if a.ClearedAt.IsZero() {
 			a.ClearedAt = c.now
@@ -259,7 +300,6 @@ func (c *Cycle) clear(r *Rule, a *Alert, values json.RawMessage) {
 		if values != nil {
 			a.Values = values
 		}
-		c.dirty[a.Key()] = true
 		if c.now.Sub(a.ClearedAt) < r.KeepFiringFor {
 			return
 		}
@@ -268,12 +308,11 @@ func (c *Cycle) clear(r *Rule, a *Alert, values json.RawMessage) {
 }
 
 // advance moves a holding alert on: pending to firing once `for` has passed,
-// and a repeat notification once `repeat` has.
-func (c *Cycle) advance(r *Rule, a *Alert) {
+// and a repeat notification once `repeat` has. a is the cycle's own copy.
+func (c *cycle) advance(r *Rule, a *Alert) {
 	if a.Muted && a.Cycle != c.month {
 		// Held quietly through the end of a billing cycle: armed again.
 		a.Muted, a.State, a.ActiveAt, a.Sent = false, StatePending, c.now, 0
-		c.dirty[a.Key()] = true
 	}
 	if a.Muted {
 		return
@@ -288,11 +327,21 @@ func (c *Cycle) advance(r *Rule, a *Alert) {
 	c.emit(r, event.KindFiring, a.Entity, a.EntityID, a.ICCID, a.ActiveAt, a.Sent, a.Values, nil)
 	a.Sent++
 	a.LastSent = c.now
-	c.dirty[a.Key()] = true
 }
 
-// end removes an alert that stopped holding; a firing one resolves.
-func (c *Cycle) end(r *Rule, a *Alert, values json.RawMessage) {
+// due reports whether advance would change an untouched alert, so that
+// finish copies only those.
+func (c *cycle) due(r *Rule, a *Alert) bool {
+	if a.Muted {
+		return a.Cycle != c.month
+	}
+	return (a.State == StatePending && c.now.Sub(a.ActiveAt) >= r.For) ||
+		(a.State == StateFiring && r.Repeat > 0 && c.now.Sub(a.LastSent) >= r.Repeat)
+}
+
+// end removes an alert that stopped holding; a firing one resolves. a is
+// the cycle's own copy.
+func (c *cycle) end(r *Rule, a *Alert, values json.RawMessage) {
 	if values != nil {
 		a.Values = values
 	}
@@ -300,59 +349,64 @@ func (c *Cycle) end(r *Rule, a *Alert, values json.RawMessage) {
 		c.emit(r, event.KindResolved, a.Entity, a.EntityID, a.ICCID, a.ActiveAt, 0, a.Values, nil)
 	}
 	c.touched[a.Key()] = true
-	c.dirty[a.Key()] = true
 	if r.Rearm == RearmCycle && a.Cycle != "" {
 		// Remember the notification until the billing cycle ends.
-		a.State, a.Muted, a.ClearedAt = StateResolved, false, time.Time{}
+		a.State, a.Muted, a.ClearedAt, a.Held = StateResolved, false, time.Time{}, false
 		return
 	}
-	delete(c.alerts, a.Key())
+	c.del(a.Key())
 }
 
-// gone ends every alert of an entity that left a complete listing.
-func (c *Cycle) gone(entity, id string) {
+// gone ends every alert of an entity that left the listings.
+func (c *cycle) gone(entity, id string) {
 	for _, r := range c.set.Rules {
-		if a := c.alerts[AlertKey(r.Name, entity, id)]; a != nil {
-			c.end(r, a, nil)
+		key := AlertKey(r.Name, entity, id)
+		if c.get(key) != nil {
+			c.end(r, c.mut(key), nil)
 		}
 	}
 }
 
-// Finish advances the alerts no entity change touched (pending ones whose
-// `for` has passed, firing ones due a repeat), ends alerts of rules that no
-// longer exist, and returns the cycle's events and the alerts to write: a nil
-// value means delete.
-func (c *Cycle) Finish() (events []event.Event, writes map[string]*Alert, errs []error) {
+// finish advances the alerts no entity touched (pending ones whose `for`
+// has passed, firing ones due a repeat), ends alerts of rules that no longer
+// exist, and returns the cycle's events and the alerts to write: a nil value
+// means delete.
+func (c *cycle) finish() (events []event.Event, writes map[string]*Alert, errs []error) {
 	byName := make(map[string]*Rule, len(c.set.Rules))
 	for _, r := range c.set.Rules {
 		byName[r.Name] = r
 	}
-	for key, a := range c.alerts {
-		if c.touched[key] {
-			continue
+	visit := func(key string) {
+		a := c.get(key)
+		if a == nil || c.touched[key] {
+			return
 		}
 		r := byName[a.Rule]
-		if r == nil || r.transition || r.On != a.Entity || (a.State == StateResolved && a.Cycle != c.month) {
+		switch {
+		case r == nil || r.transition || r.On != a.Entity || (a.State == StateResolved && a.Cycle != c.month):
 			// The rule was removed or changed kind, or a remembered
 			// notification's cycle is over: the record ends quietly.
-			delete(c.alerts, key)
-			c.dirty[key] = true
-			continue
+			c.del(key)
+		case a.Held:
+			// Its entity has an unknown value the rule reads: it waits.
+		case a.State == StateFiring && !a.ClearedAt.IsZero():
+			c.clear(r, c.mut(key), nil) // keep_firing_for may have run out
+		case c.due(r, a):
+			c.advance(r, c.mut(key))
 		}
-		if a.State == StateFiring && !a.ClearedAt.IsZero() {
-			c.clear(r, a, nil) // keep_firing_for may have run out
-			continue
+	}
+	for key := range c.base {
+		visit(key)
+	}
+	for key := range c.own {
+		if _, ok := c.base[key]; !ok {
+			visit(key)
 		}
-		c.advance(r, a)
 	}
-	writes = make(map[string]*Alert, len(c.dirty))
-	for key := range c.dirty {
-		writes[key] = c.alerts[key]
-	}
-	return c.events, writes, c.errs
+	return c.events, c.own, c.errs
 }
 
-func (c *Cycle) emit(r *Rule, kind, entity, id, iccid string, startsAt time.Time, seq int, values, prev json.RawMessage) {
+func (c *cycle) emit(r *Rule, kind, entity, id, iccid string, startsAt time.Time, seq int, values, prev json.RawMessage) {
 	at := startsAt
 	if kind == event.KindTransition {
 		at = c.now

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -35,46 +36,37 @@ const testRules = `rules:
 `
 
 type harness struct {
-	t      *testing.T
-	set    *Set
-	alerts map[string]*Alert
-	cards  map[string]fleet.Card
+	t     *testing.T
+	set   *Set
+	state State
+	cards map[string]fleet.Card
+	// history, when set, is every card's usage history.
+	history func(entity, id string) fleet.History
 }
 
 func newHarness(t *testing.T) *harness {
 	set, err := Parse("r.yaml", []byte(testRules), LoadOptions{})
 	require.NoError(t, err)
-	return &harness{t: t, set: set, alerts: map[string]*Alert{}, cards: map[string]fleet.Card{}}
+	return &harness{t: t, set: set, cards: map[string]fleet.Card{}}
 }
 
-// cycle feeds the cards as a complete listing at now and returns the events.
+// alert returns the active alert of a rule on a card.
+func (h *harness) alert(rule, id string) *Alert { return h.state.Alerts[AlertKey(rule, fleet.EntityCard, id)] }
+
+// cycle feeds the cards as a complete listing at now, as the poller does,
+// and returns the events. It checks that Evaluate leaves its input alone.
 func (h *harness) cycle(now time.Time, cards ...fleet.Card) []event.Event {
-	c := h.set.NewCycle("hw", now, h.alerts)
-	seen := map[string]bool{}
-	for i := range cards {
-		cur := cards[i]
-		seen[cur.ID] = true
-		if prev, ok := h.cards[cur.ID]; ok {
-			c.Card(&prev, &cur)
-		} else {
-			c.Card(nil, &cur)
-		}
-		h.cards[cur.ID] = cur
-	}
-	for id, prev := range h.cards {
-		if !seen[id] {
-			c.Card(&prev, nil)
-			delete(h.cards, id)
-		}
-	}
-	events, writes, errs := c.Finish()
-	require.Empty(h.t, errs)
-	for k, a := range writes {
-		if a == nil {
-			require.NotContains(h.t, h.alerts, k)
-		}
-	}
-	return events
+	before, err := json.Marshal(h.state.Alerts)
+	require.NoError(h.t, err)
+	in := Input{Provider: "hw", Now: now, State: h.state, Cards: listing(cards, h.cards, func(c *fleet.Card) string { return c.ID }), History: h.history}
+	out := h.set.Evaluate(in)
+	require.Empty(h.t, out.Errors)
+	after, err := json.Marshal(h.state.Alerts)
+	require.NoError(h.t, err)
+	require.JSONEq(h.t, string(before), string(after), "Evaluate changed the state it was given")
+	h.state.Apply(&out)
+	keep(cards, h.cards, out.RemovedCards, func(c *fleet.Card) string { return c.ID })
+	return out.Events
 }
 
 func kinds(events []event.Event) []string {
@@ -100,7 +92,7 @@ func TestConditionLifecycle(t *testing.T) {
 	low := func(c *fleet.Card) { c.FlowLeft = 5 }
 	require.Empty(t, h.cycle(t0, card("1", nil)))
 	require.Empty(t, h.cycle(t0.Add(10*time.Minute), card("1", low)), "pending during for")
-	require.Equal(t, StatePending, h.alerts[AlertKey("card_low_flow", "card", "1")].State)
+	require.Equal(t, StatePending, h.alert("card_low_flow", "1").State)
 	// Unchanged card: `for` passes in Finish.
 	ev := h.cycle(t0.Add(45*time.Minute), card("1", low))
 	require.Equal(t, []string{"firing card_low_flow 1"}, kinds(ev))
@@ -113,7 +105,7 @@ func TestConditionLifecycle(t *testing.T) {
 	res := h.cycle(t0.Add(26*time.Hour), card("1", nil))
 	require.Equal(t, []string{"resolved card_low_flow 1"}, kinds(res))
 	require.Equal(t, t0.Add(26*time.Hour), res[0].EndsAt)
-	require.Empty(t, h.alerts)
+	require.Empty(t, h.state.Alerts)
 }
 
 func TestPendingThatStopsHoldingIsSilent(t *testing.T) {
@@ -121,7 +113,7 @@ func TestPendingThatStopsHoldingIsSilent(t *testing.T) {
 	h.cycle(t0, card("1", nil))
 	h.cycle(t0.Add(time.Minute), card("1", func(c *fleet.Card) { c.FlowLeft = 5 }))
 	require.Empty(t, h.cycle(t0.Add(2*time.Minute), card("1", nil)))
-	require.Empty(t, h.alerts)
+	require.Empty(t, h.state.Alerts)
 }
 
 func TestTransitions(t *testing.T) {
@@ -139,21 +131,28 @@ func TestTransitions(t *testing.T) {
 	require.Equal(t, []string{"transition sim_swap 2"}, kinds(swap))
 }
 
-func TestGoneCardResolves(t *testing.T) {
+// A card leaves only when two complete listings in a row lack it: one
+// absence (offset paging drift, a provider hiccup) resolves nothing.
+func TestGoneCardResolvesOnSecondAbsence(t *testing.T) {
 	h := newHarness(t)
 	h.set.Rules[0].For = 0
-	h.cycle(t0, card("1", func(c *fleet.Card) { c.FlowLeft = 1 }))
-	require.Equal(t, []string{"resolved card_low_flow 1"}, kinds(h.cycle(t0.Add(time.Hour))))
+	low := card("1", func(c *fleet.Card) { c.FlowLeft = 1 })
+	require.Equal(t, []string{"firing card_low_flow 1"}, kinds(h.cycle(t0, low)))
+	require.Empty(t, h.cycle(t0.Add(time.Hour)), "absent once")
+	require.True(t, h.state.Missing[EntityKey(fleet.EntityCard, "1")])
+	require.Empty(t, h.cycle(t0.Add(2*time.Hour), low), "back: nothing happened")
+	require.Empty(t, h.state.Missing)
+	require.Empty(t, h.cycle(t0.Add(3*time.Hour)), "absent once again")
+	require.Equal(t, []string{"resolved card_low_flow 1"}, kinds(h.cycle(t0.Add(4*time.Hour))))
+	require.Empty(t, h.cards)
+	require.Empty(t, h.state.Missing)
 }
 
 func TestClockRuleOnUnchangedCard(t *testing.T) {
 	h := newHarness(t)
 	c1 := card("1", func(c *fleet.Card) { c.ExpireTime = t0.AddDate(0, 0, 10) })
 	require.Empty(t, h.cycle(t0, c1))
-	cy := h.set.NewCycle("hw", t0.AddDate(0, 0, 4), h.alerts)
-	cy.CardUnchanged(&c1, false)
-	ev, _, _ := cy.Finish()
-	require.Equal(t, []string{"firing expiring 1"}, kinds(ev))
+	require.Equal(t, []string{"firing expiring 1"}, kinds(h.cycle(t0.AddDate(0, 0, 4), c1)))
 }
 
 func TestEventIDsDeterministic(t *testing.T) {
@@ -172,21 +171,20 @@ func TestEventIDsDeterministic(t *testing.T) {
 func TestPoolOverdraftRepeat(t *testing.T) {
 	set, err := Parse("r.yaml", []byte(testRules), LoadOptions{})
 	require.NoError(t, err)
-	alerts := map[string]*Alert{}
+	var state State
 	p := fleet.Pool{ID: "9", FlowTotal: 60, FlowUsed: 102.59, FlowLeft: -42.59}
-	run := func(now time.Time, prev *fleet.Pool) []event.Event {
-		c := set.NewCycle("hw", now, alerts)
-		if prev == nil {
-			c.Pool(nil, &p)
-		} else {
-			c.PoolUnchanged(&p, false)
+	run := func(now time.Time, first bool) []event.Event {
+		in := Input{Provider: "hw", Now: now, State: state, Pools: Changes[fleet.Pool]{Same: []*fleet.Pool{&p}}}
+		if first {
+			in.Pools = Changes[fleet.Pool]{Changed: []Change[fleet.Pool]{{Cur: &p}}}
 		}
-		ev, _, _ := c.Finish()
-		return ev
+		out := set.Evaluate(in)
+		state.Apply(&out)
+		return out.Events
 	}
-	require.Equal(t, []string{"firing pool_overdraft 9"}, kinds(run(t0, nil)))
-	require.Empty(t, run(t0.Add(5*time.Hour), &p))
-	require.Equal(t, []string{"firing pool_overdraft 9"}, kinds(run(t0.Add(6*time.Hour), &p)))
+	require.Equal(t, []string{"firing pool_overdraft 9"}, kinds(run(t0, true)))
+	require.Empty(t, run(t0.Add(5*time.Hour), false))
+	require.Equal(t, []string{"firing pool_overdraft 9"}, kinds(run(t0.Add(6*time.Hour), false)))
 }
 
 func TestHistoryHelpers(t *testing.T) {
@@ -204,23 +202,20 @@ func TestHistoryHelpers(t *testing.T) {
 		h.Set(d, 10)
 	}
 	h.Set(today, 4)
-	c := set.NewCycle("ali", now, map[string]*Alert{})
-	c.ReadHistory(func(entity, id string) fleet.History {
-		require.Equal(t, fleet.EntityCard, entity)
-		return h
-	})
 	cur := card("1", func(c *fleet.Card) { c.FlowLeft = 70 })
-	c.Card(nil, &cur)
-	ev, _, errs := c.Finish()
-	require.Empty(t, errs)
+	out := set.Evaluate(Input{Provider: "ali", Now: now, Cards: Changes[fleet.Card]{Changed: []Change[fleet.Card]{{Cur: &cur}}},
+		History: func(entity, id string) fleet.History {
+			require.Equal(t, fleet.EntityCard, entity)
+			return h
+		}})
+	ev := out.Events
+	require.Empty(t, out.Errors)
 	// 70 MB left at 10 MB a day: 7 days, the 30th, before the month ends.
 	require.ElementsMatch(t, []string{"firing runs_out 1", "firing before_cycle_end 1", "firing heavy_week 1", "firing today 1"}, kinds(ev))
 
 	// No history: never exhausts.
-	c = set.NewCycle("ali", now, map[string]*Alert{})
-	c.Card(nil, &cur)
-	ev, _, _ = c.Finish()
-	require.Empty(t, ev)
+	out = set.Evaluate(Input{Provider: "ali", Now: now, Cards: Changes[fleet.Card]{Changed: []Change[fleet.Card]{{Cur: &cur}}}})
+	require.Empty(t, out.Events)
 }
 
 func TestUsageLastNeedsAWindow(t *testing.T) {
@@ -244,7 +239,7 @@ func TestHysteresisAndRearm(t *testing.T) {
     rearm: cycle
 `), LoadOptions{})
 	require.NoError(t, err)
-	h := &harness{t: t, set: set, alerts: map[string]*Alert{}, cards: map[string]fleet.Card{}}
+	h := &harness{t: t, set: set, cards: map[string]fleet.Card{}}
 	left := func(v float64) fleet.Card { return card("1", func(c *fleet.Card) { c.FlowLeft = v }) }
 	at := time.Date(2026, 11, 20, 4, 0, 0, 0, time.UTC)
 	step := func(d time.Duration, v float64) []string { at = at.Add(d); return kinds(h.cycle(at, left(v))) }
@@ -263,4 +258,63 @@ func TestHysteresisAndRearm(t *testing.T) {
 	// A new billing cycle re-arms once_a_cycle.
 	at = time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC)
 	require.ElementsMatch(t, []string{"firing keep 1", "firing band 1", "firing once_a_cycle 1"}, step(0, 5))
+}
+
+// A value the provider left out is unknown, never 0: a rule that reads it
+// neither fires nor resolves, and an alert it has waits, however long.
+func TestUnknownValuesNeitherFireNorResolve(t *testing.T) {
+	h := newHarness(t)
+	h.set.Rules[0].For = 30 * time.Minute
+	unknownLeft := func(c *fleet.Card) { c.FlowLeft, c.Unknown = 0, fleet.CardField("flow_left") }
+	require.Empty(t, h.cycle(t0, card("1", unknownLeft)), "flow_left unknown is not 0")
+	require.Empty(t, h.state.Alerts)
+
+	low := func(c *fleet.Card) { c.FlowLeft = 5 }
+	require.Empty(t, h.cycle(t0.Add(10*time.Minute), card("1", low)))
+	require.Equal(t, StatePending, h.alert("card_low_flow", "1").State)
+	// Unknown while pending: `for` does not run on, even across cycles
+	// where the card does not change.
+	require.Empty(t, h.cycle(t0.Add(20*time.Minute), card("1", unknownLeft)))
+	require.Empty(t, h.cycle(t0.Add(3*time.Hour), card("1", unknownLeft)))
+	require.Equal(t, StatePending, h.alert("card_low_flow", "1").State)
+	require.True(t, h.alert("card_low_flow", "1").Held)
+
+	// Known and low again: `for` counts from the first time it held.
+	ev := h.cycle(t0.Add(3*time.Hour+time.Minute), card("1", low))
+	require.Equal(t, []string{"firing card_low_flow 1"}, kinds(ev))
+	require.False(t, h.alert("card_low_flow", "1").Held)
+	// Firing, then unknown: no resolution, no repeat.
+	require.Empty(t, h.cycle(t0.Add(4*time.Hour), card("1", unknownLeft)))
+	require.Empty(t, h.cycle(t0.Add(30*time.Hour), card("1", unknownLeft)))
+	require.Equal(t, StateFiring, h.alert("card_low_flow", "1").State)
+	require.Equal(t, []string{"resolved card_low_flow 1"}, kinds(h.cycle(t0.Add(31*time.Hour), card("1", nil))))
+}
+
+func TestUnknownStatusFiresNoTransition(t *testing.T) {
+	set, err := Parse("r.yaml", []byte(`rules:
+  - {name: not_active, on: card, when: 'status != "active"'}
+  - {name: suspended, on: card, when: 'prev.status == "active" && status == "suspended"'}
+  - {name: status_changed, on: card, when: 'changed("status")'}
+  - {name: code_changed, on: card, when: 'changed("status_code")'}
+  - {name: no_left, on: card, when: '!known("flow_left")', summary: 'card {{ .id }}: {{ .flow_left }} MB left'}
+  - {name: runs_out, on: card, when: 'days_to_exhaust() < 3'}
+`), LoadOptions{})
+	require.NoError(t, err)
+	h := &harness{t: t, set: set, cards: map[string]fleet.Card{}}
+	require.Empty(t, h.cycle(t0, card("1", nil)))
+	weird := func(c *fleet.Card) { c.Status, c.StatusCode, c.Unknown = "", 99, fleet.CardField("status") }
+	ev := h.cycle(t0.Add(time.Minute), card("1", weird))
+	require.Equal(t, []string{"transition code_changed 1"}, kinds(ev), "only the raw code is known to have changed")
+	ev = h.cycle(t0.Add(2*time.Minute), card("1", func(c *fleet.Card) { c.Status, c.StatusCode = "suspended", 99 }))
+	require.Equal(t, []string{"firing not_active 1"}, kinds(ev), "unknown → suspended: no transition, the previous status is not known")
+
+	ev = h.cycle(t0.Add(3*time.Minute), card("1", func(c *fleet.Card) {
+		c.Status, c.StatusCode, c.FlowLeft, c.Unknown = "suspended", 99, 0, fleet.CardField("flow_left")
+	}))
+	require.Equal(t, []string{"firing no_left 1"}, kinds(ev), "runs_out reads flow_left through days_to_exhaust()")
+	require.Equal(t, "card 1: unknown MB left", ev[0].Summary)
+	var values map[string]any
+	require.NoError(t, json.Unmarshal(ev[0].Values, &values))
+	require.Contains(t, values, "flow_left")
+	require.Nil(t, values["flow_left"], "events carry an unknown value as null")
 }

@@ -15,6 +15,9 @@ type Field struct {
 	Unit    string `json:"unit,omitempty"`
 	Meaning string `json:"meaning"`
 	Helper  bool   `json:"helper,omitempty"` // a function, called with ()
+	// MayBeUnknown: a provider may leave the field out. While it is unknown
+	// a rule that reads it does not fire (and an alert it has holds).
+	MayBeUnknown bool `json:"may_be_unknown,omitempty"`
 }
 
 // Fields lists every field and helper available to rules on an entity kind,
@@ -27,11 +30,12 @@ func Fields(on string) []Field {
 	var out []Field
 	add := func(f reflect.StructField, helper bool) {
 		name := f.Tag.Get("expr")
-		if name == "" {
+		if name == "" || name == "-" {
 			return
 		}
 		unit, meaning, _ := strings.Cut(f.Tag.Get("doc"), "|")
-		out = append(out, Field{Name: name, Type: typeName(f.Type), Unit: unit, Meaning: meaning, Helper: helper})
+		out = append(out, Field{Name: name, Type: typeName(f.Type), Unit: unit, Meaning: meaning, Helper: helper,
+			MayBeUnknown: !helper && fleet.MayBeUnknown(on, name)})
 	}
 	for i := range entity.NumField() {
 		add(entity.Field(i), false)

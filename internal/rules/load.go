@@ -183,6 +183,11 @@ func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
 				problems = append(problems, Problem{File: path, Line: line, Col: col, Message: fmt.Sprintf("rule %s: resolve_when: %s", d.Name, p.Message)})
 			}
 			r.resolveWhen = prog
+			if prog != nil {
+				cur, prev := fieldReads(prog.Node(), d.On)
+				r.reads |= cur
+				r.readsPrev |= prev
+			}
 		}
 		rules = append(rules, r)
 	}

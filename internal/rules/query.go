@@ -16,7 +16,8 @@ import (
 type Query struct {
 	on      string
 	program *vm.Program
-	cycle   *Cycle
+	reads   fleet.Unknown // fields read: an entity with one unknown does not match
+	cycle   *cycle
 }
 
 // NewQuery compiles expression src for entity kind on. Errors read like
@@ -41,14 +42,18 @@ func NewQuery(on, src string, now time.Time) (*Query, error) {
 		return nil, fmt.Errorf("query: %s compares two listings; a query looks at the latest one only", bad)
 	}
 	set := &Set{}
-	return &Query{on: on, program: prog, cycle: set.NewCycle("", now, map[string]*Alert{})}, nil
+	reads, _ := fieldReads(prog.Node(), on)
+	return &Query{on: on, program: prog, reads: reads, cycle: set.newCycle("", now, map[string]*Alert{})}, nil
 }
 
 // ReadHistory lets the query's usage helpers read history.
-func (q *Query) ReadHistory(read func(entity, id string) fleet.History) { q.cycle.ReadHistory(read) }
+func (q *Query) ReadHistory(read func(entity, id string) fleet.History) { q.cycle.usage.read = read }
 
 // MatchCard reports whether a card matches.
 func (q *Query) MatchCard(c *fleet.Card) (bool, error) {
+	if c.Unknown.Has(q.reads) {
+		return false, nil // as a rule, a query does not match on unknown values
+	}
 	cy := q.cycle
 	cy.curCard, cy.prevCard = c, c
 	cy.card.Card, cy.card.Prev = *c, *c
@@ -58,6 +63,9 @@ func (q *Query) MatchCard(c *fleet.Card) (bool, error) {
 
 // MatchPool reports whether a pool matches.
 func (q *Query) MatchPool(p *fleet.Pool) (bool, error) {
+	if p.Unknown.Has(q.reads) {
+		return false, nil
+	}
 	cy := q.cycle
 	cy.curPool, cy.prevPool = p, p
 	cy.pool.Pool, cy.pool.Prev = *p, *p

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/simwatch/simwatch/internal/fleet"
 )
 
 // Severities.
@@ -53,6 +55,9 @@ type Rule struct {
 	transition  bool // fires once per change; never pending, never resolved
 	removal     bool // fires once when the entity leaves a complete listing
 	clock       bool // reads the clock, so it is evaluated on unchanged entities too
+	// reads and readsPrev are the entity fields the rule reads, now and in
+	// prev: while one of them is unknown, the rule is not evaluated.
+	reads, readsPrev fleet.Unknown
 }
 
 // Transition reports whether the rule fires on changes rather than holding.

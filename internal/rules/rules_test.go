@@ -144,6 +144,10 @@ func TestFieldsReferenceCoversEverything(t *testing.T) {
 	require.Equal(t, "float", fieldsByName("card")["flow_left"].Type)
 	require.Equal(t, "MB", fieldsByName("card")["flow_left"].Unit)
 	require.Equal(t, "(string) → float", fieldsByName("card")["usage_last"].Type)
+	require.True(t, fieldsByName("card")["flow_left"].MayBeUnknown)
+	require.True(t, fieldsByName("card")["status"].MayBeUnknown)
+	require.False(t, fieldsByName("card")["status_code"].MayBeUnknown)
+	require.True(t, fieldsByName("pool")["quantity"].MayBeUnknown)
 }
 
 func fieldsByName(on string) map[string]Field {
@@ -196,7 +200,7 @@ tests:
 `), 0o644))
 	results, err = RunTestFile(filepath.Join(dir, "bad.yaml"))
 	require.NoError(t, err)
-	require.Contains(t, results[0].Failures[0], `cards[0]: json: unknown field "flow_lft"`)
+	require.Contains(t, results[0].Failures[0], `cards[0]: unknown field "flow_lft"`)
 }
 
 func TestQuery(t *testing.T) {

@@ -28,12 +28,22 @@ import (
 //	        card_history: {"1": [10, 10, 10]}  # MB a day, the last is yesterday
 //	        expect: [{kind: firing, rule: card_low_flow, id: "1"}]
 //
-// Each step's cards and pools are the complete listing: an entity a step
-// leaves out is gone. Only the fields that matter need be given.
+// Each step's cards and pools are the complete listing, evaluated as the
+// daemon evaluates a listing (rules.Evaluate): an entity two steps in a row
+// leave out is removed. Only the fields that matter need be given; a field
+// given as null is unknown.
 type testFile struct {
-	RuleFiles []string   `yaml:"rule_files"`
-	Tests     []testCase `yaml:"tests"`
+	RuleFiles []string `yaml:"rule_files"`
+	// ClockEvery is the watcher's clock_every the tests assume (default
+	// DefaultClockEvery, as the daemon's): how often rules that read the
+	// clock or the history run on cards that did not change.
+	ClockEvery string     `yaml:"clock_every"`
+	Tests      []testCase `yaml:"tests"`
 }
+
+// DefaultClockEvery is the daemon's default clock_every, which rule tests
+// assume unless their file says otherwise.
+const DefaultClockEvery = time.Hour
 
 type testCase struct {
 	Name  string     `yaml:"name"`
@@ -101,10 +111,16 @@ func RunTestFile(path string) ([]TestResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	clockEvery := DefaultClockEvery
+	if tf.ClockEvery != "" {
+		if clockEvery, err = time.ParseDuration(tf.ClockEvery); err != nil || clockEvery < 0 {
+			return nil, fmt.Errorf("%s: clock_every: %q is not a duration (e.g. 1h, or 0 for every step)", path, tf.ClockEvery)
+		}
+	}
 	var out []TestResult
 	for _, tc := range tf.Tests {
 		res := TestResult{File: path, Name: tc.Name}
-		if err := runCase(set, tc, &res); err != nil {
+		if err := runCase(set, clockEvery, tc, &res); err != nil {
 			res.Failures = append(res.Failures, err.Error())
 		}
 		out = append(out, res)
@@ -112,8 +128,8 @@ func RunTestFile(path string) ([]TestResult, error) {
 	return out, nil
 }
 
-func runCase(set *Set, tc testCase, res *TestResult) error {
-	alerts := map[string]*Alert{}
+func runCase(set *Set, clockEvery time.Duration, tc testCase, res *TestResult) error {
+	var state State
 	cards, pools := map[string]fleet.Card{}, map[string]fleet.Pool{}
 	firstIMEI := map[string]string{}
 	now := defaultTestStart
@@ -140,83 +156,114 @@ func runCase(set *Set, tc testCase, res *TestResult) error {
 		if err != nil {
 			return fmt.Errorf("step %d: %w", i+1, err)
 		}
-		c := set.NewCycle("test", now, alerts)
-		for _, card := range curCards {
-			if _, ok := firstIMEI[card.ID]; !ok && card.IMEI != "" {
-				firstIMEI[card.ID] = card.IMEI
-			}
-		}
-		c.ReadFirstIMEI(func(id string) string { return firstIMEI[id] })
 		today := fleet.DayOf(now)
-		c.ReadHistory(func(entity, id string) fleet.History {
-			days := st.CardHistory[id]
-			if entity == fleet.EntityPool {
-				days = st.PoolHistory[id]
-			}
-			h := fleet.History{}
-			if len(days) > 0 {
-				h.Source = fleet.HistoryDaily
-			}
-			for j, mb := range days {
-				h.Set(today-int32(len(days)-j), mb)
-			}
-			return h
+		out := set.Evaluate(Input{
+			Provider:   "test",
+			Now:        now,
+			State:      state,
+			Cards:      listing(curCards, cards, func(c *fleet.Card) string { return c.ID }),
+			Pools:      listing(curPools, pools, func(p *fleet.Pool) string { return p.ID }),
+			FirstIMEI:  func(id string) string { return firstIMEI[id] },
+			ClockEvery: clockEvery,
+			History: func(entity, id string) fleet.History {
+				days := st.CardHistory[id]
+				if entity == fleet.EntityPool {
+					days = st.PoolHistory[id]
+				}
+				h := fleet.History{}
+				if len(days) > 0 {
+					h.Source = fleet.HistoryDaily
+				}
+				for j, mb := range days {
+					h.Set(today-int32(len(days)-j), mb)
+				}
+				return h
+			},
 		})
-		feed(curCards, cards, func(c *fleet.Card) string { return c.ID }, c.Card, c.CardUnchanged)
-		feed(curPools, pools, func(p *fleet.Pool) string { return p.ID }, c.Pool, c.PoolUnchanged)
-		events, _, errs := c.Finish()
-		if len(errs) > 0 {
-			return fmt.Errorf("step %d: %v", i+1, errs[0])
+		if len(out.Errors) > 0 {
+			return fmt.Errorf("step %d: %v", i+1, out.Errors[0])
 		}
-		if diff := diffEvents(st.Expect, events); diff != "" {
+		// What the daemon commits, the test keeps.
+		state.Apply(&out)
+		for id, imei := range out.FirstIMEI {
+			firstIMEI[id] = imei
+		}
+		keep(curCards, cards, out.RemovedCards, func(c *fleet.Card) string { return c.ID })
+		keep(curPools, pools, out.RemovedPools, func(p *fleet.Pool) string { return p.ID })
+		if diff := diffEvents(st.Expect, out.Events); diff != "" {
 			res.Failures = append(res.Failures, fmt.Sprintf("step %d (%s):\n%s", i+1, now.Format(time.RFC3339), diff))
 		}
 	}
 	return nil
 }
 
-// feed evaluates a listing as the poller does: new and changed entities
-// fully, unchanged ones for clock rules, missing ones as gone.
-func feed[T any](cur []T, prev map[string]T, id func(*T) string, eval func(prev, cur *T), same func(cur *T, all bool)) {
-	seen := map[string]bool{}
+// listing compares a step's entities with the snapshot as the poller's
+// diff does: new and changed, unchanged, and absent.
+func listing[T any](cur []T, snap map[string]T, id func(*T) string) Changes[T] {
+	var ch Changes[T]
+	seen := make(map[string]bool, len(cur))
 	for i := range cur {
 		e := &cur[i]
-		k := id(e)
-		seen[k] = true
-		p, ok := prev[k]
+		seen[id(e)] = true
+		p, ok := snap[id(e)]
 		switch {
 		case !ok:
-			eval(nil, e)
+			ch.Changed = append(ch.Changed, Change[T]{Cur: e})
 		case reflect.DeepEqual(p, *e):
-			same(e, false)
+			ch.Same = append(ch.Same, e)
 		default:
-			eval(&p, e)
+			ch.Changed = append(ch.Changed, Change[T]{Prev: &p, Cur: e})
 		}
-		prev[k] = *e
 	}
-	for k, p := range prev {
+	ids := make([]string, 0, len(snap))
+	for k := range snap {
 		if !seen[k] {
-			eval(&p, nil)
-			delete(prev, k)
+			ids = append(ids, k)
 		}
+	}
+	sort.Strings(ids) // evaluation order, hence event order, is stable
+	for _, k := range ids {
+		p := snap[k]
+		ch.Absent = append(ch.Absent, &p)
+	}
+	return ch
+}
+
+// keep moves the snapshot on as the poller commits it: the listing's
+// entities replace theirs; absent ones stay until removed.
+func keep[T any](cur []T, snap map[string]T, removed []string, id func(*T) string) {
+	for i := range cur {
+		snap[id(&cur[i])] = cur[i]
+	}
+	for _, k := range removed {
+		delete(snap, k)
 	}
 }
 
 // decodeEntities reads cards or pools given by their field names, so a test
-// names only the fields that matter.
+// names only the fields that matter; null makes a field unknown.
 func decodeEntities[T any](raw []map[string]any, kind string) ([]T, error) {
+	known := map[string]bool{}
+	for _, f := range Fields(kind) {
+		if !f.Helper {
+			known[f.Name] = true
+		}
+	}
 	out := make([]T, len(raw))
 	for i, m := range raw {
 		if _, ok := m["id"]; !ok {
 			return nil, fmt.Errorf("%ss[%d]: id is required", kind, i)
 		}
+		for k := range m {
+			if !known[k] || k == "prev" {
+				return nil, fmt.Errorf("%ss[%d]: unknown field %q (see `watcher rules fields`)", kind, i, k)
+			}
+		}
 		b, err := json.Marshal(m)
 		if err != nil {
 			return nil, err
 		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&out[i]); err != nil {
+		if err := json.Unmarshal(b, &out[i]); err != nil {
 			return nil, fmt.Errorf("%ss[%d]: %v (see `watcher rules fields`)", kind, i, err)
 		}
 	}

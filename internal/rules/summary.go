@@ -47,11 +47,13 @@ func (r *Rule) render(values, prev json.RawMessage) (string, error) {
 	if err := json.Unmarshal(values, &data); err != nil {
 		return "", err
 	}
+	sayUnknown(data)
 	if len(prev) > 0 {
 		var p map[string]any
 		if err := json.Unmarshal(prev, &p); err != nil {
 			return "", err
 		}
+		sayUnknown(p)
 		data["prev"] = p
 	} else {
 		data["prev"] = map[string]any{}
@@ -73,4 +75,14 @@ func (s *Set) HasClockRules(entity string) bool {
 		}
 	}
 	return false
+}
+
+// sayUnknown makes a value the provider did not give read "unknown" in a
+// summary, rather than "<no value>" or 0.
+func sayUnknown(m map[string]any) {
+	for k, v := range m {
+		if v == nil {
+			m[k] = "unknown"
+		}
+	}
 }

@@ -1,0 +1,246 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/fleet"
+)
+
+// State is what evaluating one provider's listings carries from one complete
+// listing to the next. The poller keeps it in the store; `rules test` keeps
+// it in memory. Evaluate never modifies it: Apply moves it on.
+type State struct {
+	// Alerts are the active alerts by AlertKey.
+	Alerts map[string]*Alert
+	// Missing holds the entities (EntityKey) absent from the last complete
+	// listing: one more absence removes them.
+	Missing map[string]bool
+	// RulesHash is the rule set the last listing was evaluated with; a new
+	// or edited set evaluates every entity once.
+	RulesHash string
+	// LastClockEval is when rules reading the clock or the usage history
+	// last ran on entities that did not change.
+	LastClockEval time.Time
+}
+
+// EntityKey identifies an entity within a provider.
+func EntityKey(entity, id string) string { return entity + "\x00" + id }
+
+// Change is one entity of a listing that is new (Prev nil) or differs from
+// the previous snapshot.
+type Change[T any] struct{ Prev, Cur *T }
+
+// Changes is one kind of entity of a complete listing against the previous
+// snapshot.
+type Changes[T any] struct {
+	Changed []Change[T] // new or changed
+	Same    []*T        // unchanged
+	Absent  []*T        // in the snapshot, not in this listing
+}
+
+// HistoryKey names an entity's usage history.
+type HistoryKey struct{ Entity, ID string }
+
+// Input is everything one evaluation reads.
+type Input struct {
+	Provider string
+	Now      time.Time
+	State    State
+	Cards    Changes[fleet.Card]
+	Pools    Changes[fleet.Pool]
+	// History reads an entity's stored daily usage; nil reads none.
+	History func(entity, id string) fleet.History
+	// FirstIMEI reads the first IMEI recorded for a card; nil reads none.
+	FirstIMEI func(cardID string) string
+	// SnapshotUsage derives daily usage from successive listings' flow_used,
+	// for providers without a daily usage API.
+	SnapshotUsage bool
+	// ClockEvery is how often clock and history rules run on unchanged
+	// entities; zero means every listing.
+	ClockEvery time.Duration
+}
+
+// Output is what one evaluation decided. Nothing of it has happened yet:
+// the caller commits it (the poller in one store transaction) and then
+// calls State.Apply.
+type Output struct {
+	Events []event.Event
+	// Alerts to write; a nil value deletes.
+	Alerts map[string]*Alert
+	// Missing to write: true marks an entity absent once, false clears it.
+	Missing map[string]bool
+	// RemovedCards and RemovedPools left two complete listings in a row:
+	// they leave the snapshot.
+	RemovedCards, RemovedPools []string
+	// History holds updated usage histories (snapshot-derived usage).
+	History map[HistoryKey]fleet.History
+	// FirstIMEI holds first IMEIs seen for the first time.
+	FirstIMEI map[string]string
+	// RulesHash and ClockEval become the state's.
+	RulesHash string
+	ClockEval time.Time
+	// Full is set when a new rule set saw every entity; Clock when clock
+	// rules ran on unchanged entities.
+	Full, Clock bool
+	// Errors are rule evaluation failures: the rule counts as not holding.
+	Errors []error
+}
+
+// Apply moves the state on by an output that was committed.
+func (s *State) Apply(out *Output) {
+	if s.Alerts == nil {
+		s.Alerts = map[string]*Alert{}
+	}
+	for k, a := range out.Alerts {
+		if a == nil {
+			delete(s.Alerts, k)
+		} else {
+			s.Alerts[k] = a
+		}
+	}
+	if s.Missing == nil {
+		s.Missing = map[string]bool{}
+	}
+	for k, m := range out.Missing {
+		if m {
+			s.Missing[k] = true
+		} else {
+			delete(s.Missing, k)
+		}
+	}
+	s.RulesHash, s.LastClockEval = out.RulesHash, out.ClockEval
+}
+
+// Evaluate runs the rule set over one complete listing: new and changed
+// entities against their previous version, absent ones towards removal (a
+// second absence in a row removes them), unchanged ones for rules that read
+// the clock (every ClockEvery) or, once, for a new rule set. It is the one
+// evaluation the daemon, `rules test` and the tests run; it reads the
+// store only through in's readers and writes nothing.
+func (s *Set) Evaluate(in Input) Output {
+	out := Output{Missing: map[string]bool{}, History: map[HistoryKey]fleet.History{},
+		FirstIMEI: map[string]string{}, RulesHash: s.Hash, ClockEval: in.State.LastClockEval}
+	out.Full = in.State.RulesHash != s.Hash
+	out.Clock = out.Full || in.ClockEvery <= 0 || in.Now.Sub(in.State.LastClockEval) >= in.ClockEvery
+	if out.Clock {
+		out.ClockEval = in.Now
+	}
+	alerts := in.State.Alerts
+	if alerts == nil {
+		alerts = map[string]*Alert{}
+	}
+	c := s.newCycle(in.Provider, in.Now, alerts)
+	today := fleet.DayOf(in.Now)
+	c.usage.read = func(entity, id string) fleet.History {
+		if h, ok := out.History[HistoryKey{entity, id}]; ok {
+			return h
+		}
+		if in.History == nil {
+			return fleet.History{}
+		}
+		return in.History(entity, id)
+	}
+	c.usage.firstIMEI = func(id string) string {
+		if imei, ok := out.FirstIMEI[id]; ok {
+			return imei
+		}
+		if in.FirstIMEI == nil {
+			return ""
+		}
+		return in.FirstIMEI(id)
+	}
+	missing := func(entity, id string) bool { return in.State.Missing[EntityKey(entity, id)] }
+	present := func(entity, id string) {
+		if missing(entity, id) {
+			out.Missing[EntityKey(entity, id)] = false // back before it was removed
+		}
+	}
+	usage := func(entity, id string, prevUsed, curUsed float64, known bool) {
+		if !in.SnapshotUsage || !known {
+			return
+		}
+		h := c.usage.read(entity, id)
+		if addSnapshotUsage(&h, prevUsed, curUsed, today) {
+			out.History[HistoryKey{entity, id}] = h
+		}
+	}
+
+	usedBit := fleet.CardField("flow_used")
+	for _, ch := range in.Cards.Changed {
+		cur := ch.Cur
+		present(fleet.EntityCard, cur.ID)
+		if cur.IMEI != "" && c.usage.firstIMEI(cur.ID) == "" {
+			out.FirstIMEI[cur.ID] = cur.IMEI
+		}
+		if ch.Prev != nil {
+			usage(fleet.EntityCard, cur.ID, ch.Prev.FlowUsed, cur.FlowUsed, !(ch.Prev.Unknown|cur.Unknown).Has(usedBit))
+		}
+		c.cardEval(ch.Prev, cur)
+	}
+	for _, prev := range in.Cards.Absent {
+		if !missing(fleet.EntityCard, prev.ID) {
+			out.Missing[EntityKey(fleet.EntityCard, prev.ID)] = true
+			continue
+		}
+		out.Missing[EntityKey(fleet.EntityCard, prev.ID)] = false
+		out.RemovedCards = append(out.RemovedCards, prev.ID)
+		c.cardEval(prev, nil)
+	}
+	cardClock := out.Clock && s.HasClockRules(fleet.EntityCard)
+	for _, cur := range in.Cards.Same {
+		present(fleet.EntityCard, cur.ID)
+		if out.Full || cardClock {
+			c.cardSame(cur, out.Full)
+		}
+	}
+
+	poolUsed := fleet.PoolField("flow_used")
+	for _, ch := range in.Pools.Changed {
+		cur := ch.Cur
+		present(fleet.EntityPool, cur.ID)
+		if ch.Prev != nil {
+			usage(fleet.EntityPool, cur.ID, ch.Prev.FlowUsed, cur.FlowUsed, !(ch.Prev.Unknown|cur.Unknown).Has(poolUsed))
+		}
+		c.poolEval(ch.Prev, cur)
+	}
+	for _, prev := range in.Pools.Absent {
+		if !missing(fleet.EntityPool, prev.ID) {
+			out.Missing[EntityKey(fleet.EntityPool, prev.ID)] = true
+			continue
+		}
+		out.Missing[EntityKey(fleet.EntityPool, prev.ID)] = false
+		out.RemovedPools = append(out.RemovedPools, prev.ID)
+		c.poolEval(prev, nil)
+	}
+	poolClock := out.Clock && s.HasClockRules(fleet.EntityPool)
+	for _, cur := range in.Pools.Same {
+		present(fleet.EntityPool, cur.ID)
+		if out.Full || poolClock {
+			c.poolSame(cur, out.Full)
+		}
+	}
+	out.Events, out.Alerts, out.Errors = c.finish()
+	return out
+}
+
+// addSnapshotUsage derives today's usage from the difference between two
+// listings, for providers without a daily API, and reports whether h
+// changed. A drop in flow_used is a new billing cycle: the new figure is all
+// this cycle's use. The provider's own daily figures, when there are any,
+// win.
+func addSnapshotUsage(h *fleet.History, prevUsed, curUsed float64, today int32) bool {
+	delta := curUsed - prevUsed
+	if delta < 0 {
+		delta = curUsed
+	}
+	if delta == 0 || h.Source == fleet.HistoryDaily {
+		return false
+	}
+	h.Source = fleet.HistorySnapshot
+	mb, _ := h.Get(today)
+	days := append([]fleet.DayUsage(nil), h.Days...) // the reader's copy stays as it was
+	h.Days = days
+	h.Set(today, mb+delta)
+	return true
+}
