@@ -51,7 +51,9 @@ func newHarness(t *testing.T) *harness {
 }
 
 // alert returns the active alert of a rule on a card.
-func (h *harness) alert(rule, id string) *Alert { return h.state.Alerts[AlertKey(rule, fleet.EntityCard, id)] }
+func (h *harness) alert(rule, id string) *Alert {
+	return h.state.Alerts[AlertKey(rule, fleet.EntityCard, id)]
+}
 
 // cycle feeds the cards as a complete listing at now, as the poller does,
 // and returns the events. It checks that Evaluate leaves its input alone.

@@ -174,7 +174,7 @@ func (s *Set) Evaluate(in Input) Output {
 			out.FirstIMEI[cur.ID] = cur.IMEI
 		}
 		if ch.Prev != nil {
-			usage(fleet.EntityCard, cur.ID, ch.Prev.FlowUsed, cur.FlowUsed, !(ch.Prev.Unknown|cur.Unknown).Has(usedBit))
+			usage(fleet.EntityCard, cur.ID, ch.Prev.FlowUsed, cur.FlowUsed, !(ch.Prev.Unknown | cur.Unknown).Has(usedBit))
 		}
 		c.cardEval(ch.Prev, cur)
 	}
@@ -200,7 +200,7 @@ func (s *Set) Evaluate(in Input) Output {
 		cur := ch.Cur
 		present(fleet.EntityPool, cur.ID)
 		if ch.Prev != nil {
-			usage(fleet.EntityPool, cur.ID, ch.Prev.FlowUsed, cur.FlowUsed, !(ch.Prev.Unknown|cur.Unknown).Has(poolUsed))
+			usage(fleet.EntityPool, cur.ID, ch.Prev.FlowUsed, cur.FlowUsed, !(ch.Prev.Unknown | cur.Unknown).Has(poolUsed))
 		}
 		c.poolEval(ch.Prev, cur)
 	}
