@@ -2,10 +2,10 @@ package poll
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -17,18 +17,38 @@ type DailyFunc func(ctx context.Context, month, date string, cardIDs []string) (
 // months are fetched again instead of day by day.
 const backfillGap = 31
 
+// dailyRetry is how long to wait before asking the daily API again for days
+// it did not have yet (GSL publishes yesterday's figures some time after
+// midnight).
+const dailyRetry = time.Hour
+
 // dailyUsage is what the daily API returned this cycle, written with the
 // cycle's commit.
 type dailyUsage struct {
 	cards   map[string][]fleet.DayUsage
-	through int32 // the last day now covered
+	through int32     // the last day now covered: days after it are asked again
+	askedAt time.Time // when the API was asked
+	// merged is each card's and pool's stored history with the fetched days
+	// set, by history key: what evaluation reads and the commit writes.
+	merged map[string]fleet.History
+}
+
+// get returns the merged history at key, if this cycle fetched any for it.
+func (d *dailyUsage) get(key string) (fleet.History, bool) {
+	if d == nil {
+		return fleet.History{}, false
+	}
+	h, ok := d.merged[key]
+	return h, ok
 }
 
 // fetchDaily brings the daily history up to yesterday (the providers' flow
 // data is "as of yesterday 24:00"). On first start it backfills the current
 // and the previous month, so forecasts work from the first cycle; afterwards
-// it fetches each missing day once. A failure is logged and retried next
-// cycle: the listing itself is still good.
+// it asks for each missing day. The history advances only over days the
+// answer had: a day the provider has not published yet is asked again after
+// dailyRetry. A failure is logged and retried next cycle: the listing itself
+// is still good.
 func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Card) *dailyUsage {
 	if p.o.Daily == nil || len(cards) == 0 {
 		return nil
@@ -43,7 +63,7 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 		return err
 	})
 	yesterday := fleet.DayOf(now) - 1
-	if err != nil || meta.HistoryThrough >= yesterday {
+	if err != nil || meta.HistoryThrough >= yesterday || now.Sub(meta.HistoryAskedAt) < dailyRetry {
 		return nil
 	}
 	ids := make([]string, len(cards))
@@ -51,16 +71,19 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 		ids[i] = cards[i].ID
 	}
 	var queries [][2]string // month, date
+	first := meta.HistoryThrough + 1
 	if meta.HistoryThrough == 0 || yesterday-meta.HistoryThrough > backfillGap {
 		last := fleet.DayDate(yesterday)
-		first := time.Date(last.Year(), last.Month()-1, 1, 0, 0, 0, 0, time.UTC)
-		queries = append(queries, [2]string{first.Format("200601"), ""}, [2]string{last.Format("200601"), ""})
+		from := time.Date(last.Year(), last.Month()-1, 1, 0, 0, 0, 0, time.UTC)
+		first = int32(from.Unix() / 86400)
+		queries = append(queries, [2]string{from.Format("200601"), ""}, [2]string{last.Format("200601"), ""})
 	} else {
-		for d := meta.HistoryThrough + 1; d <= yesterday; d++ {
+		for d := first; d <= yesterday; d++ {
 			queries = append(queries, [2]string{"", fleet.DayDate(d).Format("20060102")})
 		}
 	}
-	out := &dailyUsage{cards: map[string][]fleet.DayUsage{}, through: yesterday}
+	out := &dailyUsage{cards: map[string][]fleet.DayUsage{}, through: meta.HistoryThrough, askedAt: now}
+	had := map[int32]bool{}
 	for _, q := range queries {
 		got, err := p.o.Daily(ctx, q[0], q[1], ids)
 		if err != nil {
@@ -69,25 +92,51 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 		}
 		for id, days := range got {
 			out.cards[id] = append(out.cards[id], days...)
+			for _, d := range days {
+				had[d.Day] = true
+			}
 		}
+	}
+	// Advance over the days the provider had, in order; the first day it
+	// did not have is asked again later. A backfill may start before the
+	// account's first data: it skips the days before that.
+	d := first
+	if len(queries) > 0 && queries[0][0] != "" {
+		for d <= yesterday && !had[d] {
+			d++
+		}
+	}
+	for ; d <= yesterday && had[d]; d++ {
+		out.through = d
+	}
+	if out.through >= yesterday {
+		out.askedAt = time.Time{} // complete: the next day is asked as soon as it is due
 	}
 	return out
 }
 
-// writeDaily stores fetched daily usage for each card, and for each pool the
-// sum of its members'.
-func writeDaily(pt *store.ProviderTx, d *dailyUsage, cards []fleet.Card, today int32) error {
-	poolOf := make(map[string]string, len(cards))
-	for i := range cards {
-		if cards[i].PoolID != "" {
-			poolOf[cards[i].ID] = cards[i].PoolID
+// mergeDaily sets the fetched days on each card's stored history, and on
+// each pool's the sum of its members', for evaluation to read and the commit
+// to write.
+func mergeDaily(pt *store.ProviderTx, d *dailyUsage, cards rules.Changes[fleet.Card]) (map[string]fleet.History, error) {
+	poolOf := map[string]string{}
+	for _, c := range cards.Same {
+		if c.PoolID != "" {
+			poolOf[c.ID] = c.PoolID
 		}
 	}
+	for _, ch := range cards.Changed {
+		if ch.Cur.PoolID != "" {
+			poolOf[ch.Cur.ID] = ch.Cur.PoolID
+		}
+	}
+	merged := make(map[string]fleet.History, len(d.cards))
 	pools := map[string]map[int32]float64{}
 	for id, days := range d.cards {
-		h, err := pt.History(store.CardHistoryKey(id))
+		key := store.CardHistoryKey(id)
+		h, err := pt.History(key)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		h.Source = fleet.HistoryDaily
 		for _, u := range days {
@@ -99,49 +148,19 @@ func writeDaily(pt *store.ProviderTx, d *dailyUsage, cards []fleet.Card, today i
 				pools[pool][u.Day] += u.MB
 			}
 		}
-		if err := pt.PutHistory(store.CardHistoryKey(id), h, today); err != nil {
-			return err
-		}
+		merged[key] = h
 	}
 	for pool, days := range pools {
-		h, err := pt.History(store.PoolHistoryKey(pool))
+		key := store.PoolHistoryKey(pool)
+		h, err := pt.History(key)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		h.Source = fleet.HistoryDaily
 		for day, mb := range days {
 			h.Set(day, mb)
 		}
-		if err := pt.PutHistory(store.PoolHistoryKey(pool), h, today); err != nil {
-			return err
-		}
+		merged[key] = h
 	}
-	return nil
-}
-
-// addSnapshotUsage derives today's usage from the difference between two
-// listings, for providers without a daily API. A drop in flow_used is a new
-// billing cycle: the new figure is all this cycle's use.
-func addSnapshotUsage(pt *store.ProviderTx, key string, prevUsed, curUsed float64, today int32) error {
-	delta := curUsed - prevUsed
-	if delta < 0 {
-		delta = curUsed
-	}
-	if delta == 0 {
-		return nil
-	}
-	h, err := pt.History(key)
-	if err != nil {
-		return err
-	}
-	if h.Source == fleet.HistoryDaily {
-		return nil // the provider's own figures win
-	}
-	h.Source = fleet.HistorySnapshot
-	mb, _ := h.Get(today)
-	h.Set(today, mb+delta)
-	if err := pt.PutHistory(key, h, today); err != nil {
-		return fmt.Errorf("history %s: %w", key, err)
-	}
-	return nil
+	return merged, nil
 }

@@ -166,3 +166,66 @@ func TestSnapshotDerivedHistory(t *testing.T) {
 		require.Equal(t, "busy_today", e.Event.Rule)
 	}
 }
+
+// Ten days on an injected clock, polled every two hours, against a provider
+// whose days end later than the watcher's (the simulator closes a day at UTC
+// midnight, eight hours after China midnight; GSL publishes late too). Every
+// day reaches the history once the provider has it, and card_silent fires
+// only for cards that truly used nothing in its window.
+func TestDailyHistoryKeepsUpOverTenDays(t *testing.T) {
+	r := newHistoryRig(t, `rules:
+  - name: card_silent
+    on: card
+    when: status == "active" && history_days() >= 3 && usage_last("72h") == 0
+`)
+	fl := r.sim.Fleet()
+	r.now = sim.DefaultStart
+	ctx := context.Background()
+	card := "4900000000002"
+	silent := 0
+	for step := 0; step < 12*11; step++ {
+		for !r.now.Before(sim.DefaultStart.AddDate(0, 0, fl.Day()+1)) {
+			fl.Advance(1) // the simulator's day ends at UTC midnight
+		}
+		_, err := r.p.Cycle(ctx)
+		require.NoError(t, err)
+		entries, err := r.store.Outbox(10000)
+		require.NoError(t, err)
+		for _, e := range entries {
+			if e.Event.Rule != "card_silent" || e.Event.Kind != "firing" {
+				continue
+			}
+			silent++
+			// The provider's own figures for the window must be zero.
+			today := fleet.DayOf(r.now)
+			for d := today - 3; d < today; d++ {
+				got, err := r.p.o.Daily(ctx, "", fleet.DayDate(d).Format("20060102"), []string{e.Event.EntityID})
+				require.NoError(t, err)
+				for _, u := range got[e.Event.EntityID] {
+					require.Zero(t, u.MB, "card_silent fired for card %s, which used %.2f MB on %s", e.Event.EntityID, u.MB, fleet.DayDate(d).Format("2006-01-02"))
+				}
+			}
+		}
+		var seqs []uint64
+		for _, e := range entries {
+			seqs = append(seqs, e.Seq)
+		}
+		require.NoError(t, r.store.DeleteOutbox(seqs...))
+
+		// The history holds every day the provider has published, once the
+		// retry interval has passed since it did.
+		published := fleet.DayOf(sim.DefaultStart.AddDate(0, 0, fl.Day()-1).Add(12 * time.Hour))
+		h := r.history(t, store.CardHistoryKey(card))
+		last := h.Days[len(h.Days)-1].Day
+		require.LessOrEqual(t, last, published)
+		if r.now.Sub(sim.DefaultStart.AddDate(0, 0, fl.Day())) >= dailyRetry+2*time.Hour {
+			require.Equal(t, published, last, "at %s the history stops at %s", r.now, fleet.DayDate(last).Format("2006-01-02"))
+		}
+		for i := 1; i < len(h.Days); i++ {
+			require.Equal(t, h.Days[i-1].Day+1, h.Days[i].Day, "no day is skipped")
+		}
+		r.now = r.now.Add(2 * time.Hour)
+	}
+	require.GreaterOrEqual(t, fl.Day(), 10)
+	t.Logf("card_silent fired %d times, each checked against the provider's figures", silent)
+}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/provider/gsl"
 	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/sim"
@@ -140,8 +142,11 @@ func TestNewRuleSeesUnchangedCards(t *testing.T) {
 	require.Empty(t, r.outbox(), "and only once")
 }
 
-func TestRemovedCardResolves(t *testing.T) {
-	r := newRig(t, lowRule)
+// A card counts as removed only after two complete listings in a row
+// lack it, and the count survives a restart between them.
+func TestRemovedCardResolvesAfterTwoAbsences(t *testing.T) {
+	r := newRig(t, lowRule+`  - {name: card_removed, on: card, when: removed}
+`)
 	ctx := context.Background()
 	r.low(7, 99)
 	p := r.poller()
@@ -152,8 +157,45 @@ func TestRemovedCardResolves(t *testing.T) {
 	res, err := p.Cycle(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 29, res.Cards)
+	require.Equal(t, 1, res.Missing)
+	require.Zero(t, res.Removed)
+	require.Empty(t, r.outbox(), "one absence resolves nothing")
+
+	p = r.poller() // a restarted watcher remembers the absence
+	res, err = p.Cycle(ctx)
+	require.NoError(t, err)
 	require.Equal(t, 1, res.Removed)
-	require.Equal(t, []string{"resolved card_low_flow 4900000000008"}, r.outbox())
+	require.ElementsMatch(t, []string{"resolved card_low_flow 4900000000008", "transition card_removed 4900000000008"}, r.outbox())
+	res, err = p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Removed+res.Missing)
+	require.Empty(t, r.outbox())
+}
+
+// A card absent from one listing and back in the next fires nothing.
+func TestCardBackAfterOneAbsenceFiresNothing(t *testing.T) {
+	r := newRig(t, lowRule+`  - {name: card_removed, on: card, when: removed}
+  - {name: card_new, on: card, when: 'prev.id == "" && id != ""'}
+`)
+	ctx := context.Background()
+	r.low(3, 99)
+	src := &hidingSource{Source: r.client, hide: map[string]bool{}}
+	p := New(Options{Provider: "hw", Source: src, Store: r.store, Rules: func() *rules.Set { return r.set },
+		Now: func() time.Time { return r.now }})
+	_, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Len(t, r.outbox(), 1)
+	src.hide["4900000000004"] = true
+	_, err = p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Empty(t, r.outbox())
+	delete(src.hide, "4900000000004")
+	res, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Missing+res.Removed)
+	require.Zero(t, res.Changed, "back as it was")
+	require.Empty(t, r.outbox())
+	require.Equal(t, 1, res.Firing)
 }
 
 func TestEventsCarryCycleTime(t *testing.T) {
@@ -196,4 +238,17 @@ func TestClockRulesOnTheirOwnSchedule(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, res.ClockRules)
 	require.Equal(t, []string{"firing expiring 4900000000002"}, r.outbox())
+}
+
+// hidingSource is a provider whose complete listings lack some cards, as a
+// fleet does between a card's removal and its return.
+type hidingSource struct {
+	Source
+	hide map[string]bool
+}
+
+func (h *hidingSource) Fetch(ctx context.Context) (fleet.Snapshot, error) {
+	snap, err := h.Source.Fetch(ctx)
+	snap.Cards = slices.DeleteFunc(snap.Cards, func(c fleet.Card) bool { return h.hide[c.ID] })
+	return snap, err
 }

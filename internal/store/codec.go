@@ -10,14 +10,19 @@ import (
 	"github.com/simwatch/simwatch/internal/fleet"
 )
 
-// cardCodecV1 marks the compact card encoding. A card is ~120 bytes instead
+// cardCodecV2 marks the compact card encoding. A card is ~120 bytes instead
 // of ~600 as JSON, and encoding it is cheap enough to do for every card of
 // every cycle: the encoding doubles as the input of the card's fingerprint.
-const cardCodecV1 = 1
+// Version 2 adds the Unknown mask at the end; version 1 records still decode
+// (their "unknown" status becomes an unknown status).
+const (
+	cardCodecV1 = 1
+	cardCodecV2 = 2
+)
 
 // EncodeCard appends the compact encoding of c to dst.
 func EncodeCard(dst []byte, c *fleet.Card) []byte {
-	dst = append(dst, cardCodecV1)
+	dst = append(dst, cardCodecV2)
 	dst = appendString(dst, c.Provider)
 	dst = appendString(dst, c.Account)
 	dst = appendString(dst, c.ID)
@@ -57,7 +62,7 @@ func EncodeCard(dst []byte, c *fleet.Card) []byte {
 	dst = appendString(dst, c.NetworkType)
 	dst = appendString(dst, c.Vendor)
 	dst = appendString(dst, c.APN)
-	return dst
+	return binary.AppendUvarint(dst, uint64(c.Unknown))
 }
 
 // Fingerprint hashes an encoded entity: equal fingerprints mean nothing a rule
@@ -77,9 +82,10 @@ var errCorrupt = errors.New("store: corrupt card record")
 // DecodeCard decodes a card written by EncodeCard.
 func DecodeCard(b []byte) (fleet.Card, error) {
 	var c fleet.Card
-	if len(b) == 0 || b[0] != cardCodecV1 {
+	if len(b) == 0 || (b[0] != cardCodecV1 && b[0] != cardCodecV2) {
 		return c, errCorrupt
 	}
+	version := b[0]
 	d := decoder{b: b[1:]}
 	for _, s := range []*string{&c.Provider, &c.Account, &c.ID, &c.ICCID, &c.MSISDN, &c.IMSI, &c.IMEI, &c.Status} {
 		*s = d.string()
@@ -111,6 +117,11 @@ func DecodeCard(b []byte) (fleet.Card, error) {
 	c.NetworkType = d.string()
 	c.Vendor = d.string()
 	c.APN = d.string()
+	if version == cardCodecV2 {
+		c.Unknown = fleet.Unknown(d.uvarint())
+	} else if c.Status == "unknown" {
+		c.Status, c.Unknown = "", fleet.CardField("status")
+	}
 	if d.err {
 		return fleet.Card{}, errCorrupt
 	}

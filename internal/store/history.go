@@ -134,3 +134,29 @@ func (p *ProviderTx) NoteIMEI(cardID, imei string) error {
 	}
 	return b.Put([]byte(cardID), []byte(imei))
 }
+
+var bucketMissing = []byte("missing")
+
+// Missing returns the entities (rules.EntityKey) absent from the last
+// complete listing and not yet removed.
+func (p *ProviderTx) Missing() (map[string]bool, error) {
+	out := map[string]bool{}
+	b := p.sub(bucketMissing)
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, _ []byte) error { out[string(k)] = true; return nil })
+	return out, err
+}
+
+// PutMissing marks an entity absent from a complete listing, or clears the mark.
+func (p *ProviderTx) PutMissing(key string, missing bool) error {
+	b, err := p.b.CreateBucketIfNotExists(bucketMissing)
+	if err != nil {
+		return err
+	}
+	if !missing {
+		return b.Delete([]byte(key))
+	}
+	return b.Put([]byte(key), []byte{1})
+}

@@ -237,6 +237,9 @@ type Meta struct {
 	// HistoryThrough is the last day whose daily usage came from the
 	// provider's daily API; 0 means the history was never backfilled.
 	HistoryThrough int32 `json:"history_through,omitempty"`
+	// HistoryAskedAt is when the daily API was last asked for days it did
+	// not have yet, so that it is asked again only after a while.
+	HistoryAskedAt time.Time `json:"history_asked_at,omitzero"`
 	// LastClockEval is when clock and history rules last ran on unchanged entities.
 	LastClockEval time.Time `json:"last_clock_eval,omitzero"`
 }
