@@ -49,8 +49,8 @@ func (s *Server) completeWorkOrders() {
 }
 
 // cardAction serves POST /v1/sim-cards/{sim_card_id}/stop and .../reset.
-func (s *Server) cardAction(stop bool) func(w http.ResponseWriter, r *http.Request, _, _ int) {
-	return func(w http.ResponseWriter, r *http.Request, _, _ int) {
+func (s *Server) cardAction(stop bool) func(w http.ResponseWriter, r *http.Request, _ pageReq) {
+	return func(w http.ResponseWriter, r *http.Request, _ pageReq) {
 		var body struct {
 			DownUpSwitch int    `json:"down_up_switch"`
 			ICCID        string `json:"iccid"`

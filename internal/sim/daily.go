@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,13 +18,22 @@ const MaxDailyFlowIDs = 100
 // GSL's flow data is as of yesterday 24:00.
 func (f *Fleet) today() time.Time { return f.start.AddDate(0, 0, f.day) }
 
+// published is the first day the daily-flow API has no figures for: the
+// current day, or DailyLag days earlier.
+func (f *Fleet) published() time.Time { return f.today().AddDate(0, 0, -f.lag) }
+
 // dailyUsage is what the card used on day (0 for days it was idle, days not
-// yet over, and days before its billing data begins).
+// yet over, and days before its billing data begins: before the start for a
+// calm fleet, before the day it was added for an added card).
 func (f *Fleet) dailyUsage(c *card, day time.Time) float64 {
-	if f.calm || !day.Before(f.today()) {
+	if !day.Before(f.today()) {
 		return 0
 	}
-	if d := int32(day.Sub(f.start).Hours() / 24); d >= 0 && slices.Contains(c.idle, d) {
+	d := int32(math.Floor(day.Sub(f.start).Hours() / 24))
+	if (f.calm && d < 0) || (c.added && d < c.born) {
+		return 0
+	}
+	if d >= 0 && slices.Contains(c.idle, d) {
 		return 0
 	}
 	return c.usageOn(day)
@@ -42,7 +52,7 @@ type dayFlow struct {
 
 // batchDailyFlow serves POST /v1/sim-cards/batch-daily-flow: by month
 // ("202408") or by date (20240821), for sim_card_ids or iccids.
-func (s *Server) batchDailyFlow(w http.ResponseWriter, r *http.Request, _, _ int) {
+func (s *Server) batchDailyFlow(w http.ResponseWriter, r *http.Request, _ pageReq) {
 	var req struct {
 		Month      string   `json:"month"`
 		Date       int      `json:"date"`
@@ -89,8 +99,8 @@ func (s *Server) batchDailyFlow(w http.ResponseWriter, r *http.Request, _, _ int
 	}
 	out := []dayFlow{}
 	for _, d := range days {
-		if !d.Before(f.today()) {
-			break // not over yet: no data
+		if !d.Before(f.published()) {
+			break // not over yet, or not yet published: no data
 		}
 		df := dayFlow{Date: d.Format("20060102"), SimFlow: []simFlow{}}
 		for _, c := range cards {

@@ -44,6 +44,9 @@ type card struct {
 	Attr1          string
 	NetworkType    string
 	idle           []int32 // days since the start on which the card was not in use
+	added          bool    // added by AddCard, with usage from day born on
+	born           int32
+	over           overrides // raw wire values, see CardPatch.Raw
 }
 
 // DefaultStart is the simulated date of day 0.
@@ -76,6 +79,7 @@ type pool struct {
 	Cycle     string
 	Effective time.Time
 	Expired   time.Time
+	over      overrides // raw wire values, see PoolPatch.Raw
 }
 
 // Fleet is the simulated account. Its methods are safe for concurrent use.
@@ -88,6 +92,8 @@ type Fleet struct {
 	day    int
 	start  time.Time
 	calm   bool
+	lag    int      // FleetOptions.DailyLag
+	seq    int      // cards ever created, for AddCard's next id
 	events []string // what Advance changed, for the demo's narration
 }
 
@@ -102,6 +108,10 @@ type FleetOptions struct {
 	// Calm generates a fleet with nothing to alert on: every card active with
 	// no usage, every pool with room. Tests then change what they assert on.
 	Calm bool
+	// DailyLag delays the daily-flow API: day d is published only once the
+	// fleet has advanced DailyLag days past it (0: as soon as it is over),
+	// as a provider whose daily figures trail its listing.
+	DailyLag int
 }
 
 var plans = []struct {
@@ -124,6 +134,8 @@ func NewFleet(o FleetOptions) *Fleet {
 		byICC: make(map[string]*card, o.Cards),
 		start: o.Start,
 		calm:  o.Calm,
+		lag:   max(o.DailyLag, 0),
+		seq:   o.Cards,
 	}
 	cycle := o.Start.Format("2006-01")
 	monthStart := time.Date(o.Start.Year(), o.Start.Month(), 1, 0, 0, 0, 0, time.UTC)

@@ -108,60 +108,70 @@ func (c *card) gslVO() simDeviceVO {
 	return vo
 }
 
-func (s *Server) listCards(w http.ResponseWriter, r *http.Request, page, limit int) {
+// listCards serves GET /v1/sim-cards: the page asked for, as q.Fault (if a
+// listing mutation) bends it.
+func (s *Server) listCards(w http.ResponseWriter, r *http.Request, q pageReq) {
 	f := s.o.Fleet
 	f.mu.RLock()
-	lo, hi := window(len(f.cards), page, limit)
-	out := make([]simDeviceVO, 0, hi-lo)
-	for _, c := range f.cards[lo:hi] {
-		out = append(out, c.gslVO())
+	idx := q.Fault.pick(len(f.cards), q.Page, q.Limit)
+	page := make([]*card, len(idx))
+	for i, j := range idx {
+		page[i] = f.cards[j]
 	}
-	count := len(f.cards)
+	list := renderList(page, (*card).gslVO, func(c *card) *overrides { return &c.over })
+	count := q.Fault.count(len(f.cards))
 	f.mu.RUnlock()
 	writeJSON(w, http.StatusOK, struct {
-		Limit    int           `json:"limit"`
-		Offset   int           `json:"offset"`
-		Count    int           `json:"count"`
-		SimCards []simDeviceVO `json:"sim_cards"`
-	}{limit, page, count, out})
+		Limit    int `json:"limit"`
+		Offset   int `json:"offset"`
+		Count    int `json:"count"`
+		SimCards any `json:"sim_cards"`
+	}{q.Limit, q.Page, count, list})
 }
 
-func (s *Server) listPools(w http.ResponseWriter, r *http.Request, page, limit int) {
+// poolVO renders p with its members' figures st. Callers hold f.mu.
+func (f *Fleet) poolVO(p *pool, st *poolStats) simPoolVO {
+	return simPoolVO{
+		ID:                      p.ID,
+		PoolName:                p.Name,
+		PricePlanName:           p.Plan,
+		PricePlanID:             "10000",
+		EffectiveTime:           gslTimeString(p.Effective),
+		ExpiredTime:             gslTimeString(p.Expired),
+		BillingCycle:            p.Cycle,
+		FlowTotal:               round2(p.Total),
+		FlowUsed:                round2(st.used),
+		FlowLeft:                round2(p.Total - st.used),
+		Quantity:                st.quantity,
+		ModifyTime:              gslTimeString(f.start.AddDate(0, 0, f.day)),
+		OrderID:                 100000000,
+		ActivatedSimQuantity:    st.activated,
+		InactiveSimQuantity:     st.inactive,
+		DisassembledSimQuantity: st.dismantled,
+		OrderIDs:                "1000000",
+	}
+}
+
+// listPools serves GET /v1/sim-pools, bent by q.Fault like listCards.
+func (s *Server) listPools(w http.ResponseWriter, r *http.Request, q pageReq) {
 	f := s.o.Fleet
 	f.mu.RLock()
 	stats := f.poolStats()
-	lo, hi := window(len(f.pools), page, limit)
-	out := make([]simPoolVO, 0, hi-lo)
-	for _, p := range f.pools[lo:hi] {
-		st := stats[p.ID]
-		out = append(out, simPoolVO{
-			ID:                      p.ID,
-			PoolName:                p.Name,
-			PricePlanName:           p.Plan,
-			PricePlanID:             "10000",
-			EffectiveTime:           gslTimeString(p.Effective),
-			ExpiredTime:             gslTimeString(p.Expired),
-			BillingCycle:            p.Cycle,
-			FlowTotal:               round2(p.Total),
-			FlowUsed:                round2(st.used),
-			FlowLeft:                round2(p.Total - st.used),
-			Quantity:                st.quantity,
-			ModifyTime:              gslTimeString(f.start.AddDate(0, 0, f.day)),
-			OrderID:                 100000000,
-			ActivatedSimQuantity:    st.activated,
-			InactiveSimQuantity:     st.inactive,
-			DisassembledSimQuantity: st.dismantled,
-			OrderIDs:                "1000000",
-		})
+	idx := q.Fault.pick(len(f.pools), q.Page, q.Limit)
+	page := make([]*pool, len(idx))
+	for i, j := range idx {
+		page[i] = f.pools[j]
 	}
-	count := len(f.pools)
+	list := renderList(page, func(p *pool) simPoolVO { return f.poolVO(p, stats[p.ID]) },
+		func(p *pool) *overrides { return &p.over })
+	count := q.Fault.count(len(f.pools))
 	f.mu.RUnlock()
 	writeJSON(w, http.StatusOK, struct {
-		Limit  int         `json:"limit"`
-		Offset int         `json:"offset"`
-		Count  int         `json:"count"`
-		Pools  []simPoolVO `json:"pools"`
-	}{limit, page, count, out})
+		Limit  int `json:"limit"`
+		Offset int `json:"offset"`
+		Count  int `json:"count"`
+		Pools  any `json:"pools"`
+	}{q.Limit, q.Page, count, list})
 }
 
 // window returns the slice bounds of page (from 1) of size limit.

@@ -167,7 +167,8 @@ func (s *Server) linkcard(w http.ResponseWriter, r *http.Request) {
 			"ErrorMessage": "PageNo must be at least 1 and PageSize one of 10, 15, 25, 40."})
 		return
 	}
-	if f := s.takeFault("linkcard", pageNo); f != nil {
+	f := s.takeFault("linkcard", pageNo)
+	if f != nil {
 		s.mu.Lock()
 		s.stats.Faults++
 		s.mu.Unlock()
@@ -177,16 +178,17 @@ func (s *Server) linkcard(w http.ResponseWriter, r *http.Request) {
 	}
 	fl := s.o.Fleet
 	fl.mu.RLock()
-	lo, hi := window(len(fl.cards), pageNo, pageSize)
-	list := make([]cardDTO, 0, hi-lo)
-	for _, c := range fl.cards[lo:hi] {
-		list = append(list, c.linkcardDTO())
+	idx := f.pick(len(fl.cards), pageNo, pageSize)
+	page := make([]*card, len(idx))
+	for i, j := range idx {
+		page[i] = fl.cards[j]
 	}
-	total := len(fl.cards)
+	list := renderList(page, (*card).linkcardDTO, func(c *card) *overrides { return &c.over })
+	n := len(fl.cards)
 	fl.mu.RUnlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"Code": "200", "Success": true, "RequestId": rid,
-		"Data": map[string]any{"PageNo": pageNo, "PageSize": pageSize, "PageCount": (total + pageSize - 1) / pageSize, "Total": total, "List": list},
+		"Data": map[string]any{"PageNo": pageNo, "PageSize": pageSize, "PageCount": f.pageCount(n, pageSize), "Total": f.count(n), "List": list},
 	})
 }
 
@@ -234,7 +236,7 @@ func (s *Server) checkRPC(p map[string]string) (code, msg string, status int) {
 // applyLinkCard is apply for LinkCard's error shapes.
 func (f *Fault) applyLinkCard(w http.ResponseWriter, r *http.Request, rid string) bool {
 	switch f.Kind {
-	case FaultSlow, FaultMalformed:
+	case FaultSlow, FaultMalformed, FaultBody, FaultRedirect, FaultDrift, FaultDrop, FaultDup, FaultCount:
 		return f.apply(w, r)
 	case FaultThrottle:
 		if f.Status == 503 {

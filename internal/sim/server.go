@@ -110,9 +110,17 @@ func gslError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]string{"error_code": code, "error_msg": msg})
 }
 
+// pageReq is what guard hands on: the page asked for (GSL offset, from 1),
+// its size, and the fault that matched the request, if any, for the listing
+// to apply (a listing mutation, or a slow fault already served).
+type pageReq struct {
+	Page, Limit int
+	Fault       *Fault
+}
+
 // guard counts the request, checks auth and applies injected faults before
-// handing on to the listing.
-func (s *Server) guard(path string, next func(w http.ResponseWriter, r *http.Request, page, limit int)) http.HandlerFunc {
+// handing on to the handler.
+func (s *Server) guard(path string, next func(w http.ResponseWriter, r *http.Request, q pageReq)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Request-Id", newRequestID())
 		s.mu.Lock()
@@ -144,7 +152,8 @@ func (s *Server) guard(path string, next func(w http.ResponseWriter, r *http.Req
 		s.mu.Lock()
 		s.completeWorkOrders()
 		s.mu.Unlock()
-		if f := s.takeFault(path, page); f != nil {
+		f := s.takeFault(path, page)
+		if f != nil {
 			s.mu.Lock()
 			s.stats.Faults++
 			s.mu.Unlock()
@@ -152,7 +161,7 @@ func (s *Server) guard(path string, next func(w http.ResponseWriter, r *http.Req
 				return
 			}
 		}
-		next(w, r, page, limit)
+		next(w, r, pageReq{Page: page, Limit: limit, Fault: f})
 	}
 }
 
