@@ -182,7 +182,11 @@ func TestDailyHistoryKeepsUpOverTenDays(t *testing.T) {
 	r.now = sim.DefaultStart
 	ctx := context.Background()
 	card := "4900000000002"
-	silent := 0
+	type silentAt struct {
+		id      string
+		through int32 // the last day the provider had published
+	}
+	var fired []silentAt
 	for step := 0; step < 12*11; step++ {
 		for !r.now.Before(sim.DefaultStart.AddDate(0, 0, fl.Day()+1)) {
 			fl.Advance(1) // the simulator's day ends at UTC midnight
@@ -192,18 +196,9 @@ func TestDailyHistoryKeepsUpOverTenDays(t *testing.T) {
 		entries, err := r.store.Outbox(10000)
 		require.NoError(t, err)
 		for _, e := range entries {
-			if e.Event.Rule != "card_silent" || e.Event.Kind != "firing" {
-				continue
-			}
-			silent++
-			// The provider's own figures for the window must be zero.
-			today := fleet.DayOf(r.now)
-			for d := today - 3; d < today; d++ {
-				got, err := r.p.o.Daily(ctx, "", fleet.DayDate(d).Format("20060102"), []string{e.Event.EntityID})
-				require.NoError(t, err)
-				for _, u := range got[e.Event.EntityID] {
-					require.Zero(t, u.MB, "card_silent fired for card %s, which used %.2f MB on %s", e.Event.EntityID, u.MB, fleet.DayDate(d).Format("2006-01-02"))
-				}
+			if e.Event.Rule == "card_silent" && e.Event.Kind == "firing" {
+				h := r.history(t, store.CardHistoryKey(e.Event.EntityID))
+				fired = append(fired, silentAt{e.Event.EntityID, h.Days[len(h.Days)-1].Day})
 			}
 		}
 		var seqs []uint64
@@ -227,5 +222,18 @@ func TestDailyHistoryKeepsUpOverTenDays(t *testing.T) {
 		r.now = r.now.Add(2 * time.Hour)
 	}
 	require.GreaterOrEqual(t, fl.Day(), 10)
-	t.Logf("card_silent fired %d times, each checked against the provider's figures", silent)
+	// Now that every day is published: each firing was true, on the last
+	// three days the provider had published when it fired — never on a
+	// day it had not published yet.
+	fl.Advance(1)
+	for _, f := range fired {
+		for d := f.through - 2; d <= f.through; d++ {
+			got, err := r.p.o.Daily(ctx, "", fleet.DayDate(d).Format("20060102"), []string{f.id})
+			require.NoError(t, err)
+			require.Len(t, got[f.id], 1, "the provider has %s", fleet.DayDate(d).Format("2006-01-02"))
+			require.Zero(t, got[f.id][0].MB, "card_silent fired for card %s, which used %.2f MB on %s",
+				f.id, got[f.id][0].MB, fleet.DayDate(d).Format("2006-01-02"))
+		}
+	}
+	t.Logf("card_silent fired %d times, each checked against the provider's figures", len(fired))
 }

@@ -219,10 +219,16 @@ func (p *Poller) evaluate(now time.Time, cards diffed[fleet.Card], pools diffed[
 		if in.Pools, err = changes(pools, pt.Pool); err != nil {
 			return err
 		}
+		meta, err := pt.Meta()
+		if err != nil {
+			return err
+		}
+		in.HistoryThrough = meta.HistoryThrough
 		if daily != nil {
 			if daily.merged, err = mergeDaily(pt, daily, in.Cards); err != nil {
 				return err
 			}
+			in.HistoryThrough = daily.through
 		}
 		in.History = func(entity, id string) fleet.History {
 			key := historyKey(entity, id)

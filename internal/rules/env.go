@@ -36,7 +36,7 @@ type helpers struct {
 
 	// Usage history (daily MB, China-time days).
 	UsageToday             func() float64              `expr:"usage_today" doc:"MB|used today (China time), from listings; GSL daily data ends yesterday"`
-	UsageLast              func(window string) float64 `expr:"usage_last" doc:"MB|used over a window of whole days including today, e.g. usage_last(\"168h\")"`
+	UsageLast              func(window string) float64 `expr:"usage_last" doc:"MB|used over a window of whole days including today, e.g. usage_last(\"168h\"); with provider daily data (GSL), the window's days end at the last day the provider has published"`
 	DailyAvg               func(days int) float64      `expr:"daily_avg" doc:"MB/day|average daily use over the last n complete days with data"`
 	DaysToExhaust          func() float64              `expr:"days_to_exhaust" doc:"days|flow_left divided by the 7-day average; +Inf when nothing is used"`
 	ExhaustsBeforeCycleEnd func() bool                 `expr:"exhausts_before_cycle_end" doc:"|true when days_to_exhaust() ends before the billing month does"`
@@ -88,7 +88,15 @@ func newHelpers(now time.Time, changed, known func(string) bool, h *usage) helpe
 				return 0 // rejected at load time; see compile
 			}
 			days := int32(math.Ceil(d.Hours() / 24))
-			mb, _ := h.get().Sum(h.today-days, h.today)
+			hist := h.get()
+			if hist.Source == fleet.HistoryDaily && h.through > 0 && h.through < h.today {
+				// The provider's daily figures end at the last day it has
+				// published: the window is that many whole days up to it,
+				// so a day not yet published never reads as zero.
+				mb, _ := hist.Sum(h.through-days+1, h.through)
+				return mb
+			}
+			mb, _ := hist.Sum(h.today-days, h.today)
 			return mb
 		},
 		DailyAvg:      func(days int) float64 { return h.burn(int32(days)) },
@@ -120,6 +128,7 @@ func newHelpers(now time.Time, changed, known func(string) bool, h *usage) helpe
 // usage reads the history of the entity being evaluated, once.
 type usage struct {
 	today     int32
+	through   int32 // the last day of provider daily data; 0 when none
 	read      func(entity, id string) fleet.History
 	firstIMEI func(id string) string
 	entity    string

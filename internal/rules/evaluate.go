@@ -59,6 +59,9 @@ type Input struct {
 	// ClockEvery is how often clock and history rules run on unchanged
 	// entities; zero means every listing.
 	ClockEvery time.Duration
+	// HistoryThrough is the last day the provider's daily usage API has
+	// published (fleet.DayOf days); 0 when it has none.
+	HistoryThrough int32
 }
 
 // Output is what one evaluation decided. Nothing of it has happened yet:
@@ -131,6 +134,7 @@ func (s *Set) Evaluate(in Input) Output {
 		alerts = map[string]*Alert{}
 	}
 	c := s.newCycle(in.Provider, in.Now, alerts)
+	c.usage.through = in.HistoryThrough
 	today := fleet.DayOf(in.Now)
 	c.usage.read = func(entity, id string) fleet.History {
 		if h, ok := out.History[HistoryKey{entity, id}]; ok {

@@ -165,6 +165,9 @@ func runCase(set *Set, clockEvery time.Duration, tc testCase, res *TestResult) e
 			Pools:      listing(curPools, pools, func(p *fleet.Pool) string { return p.ID }),
 			FirstIMEI:  func(id string) string { return firstIMEI[id] },
 			ClockEvery: clockEvery,
+			// A step's card_history ends yesterday: the provider has
+			// published through yesterday.
+			HistoryThrough: today - 1,
 			History: func(entity, id string) fleet.History {
 				days := st.CardHistory[id]
 				if entity == fleet.EntityPool {
