@@ -70,6 +70,12 @@ func TestHostileProviderAnswersFireNothing(t *testing.T) {
 		{"count lower than the fleet", func(r *rig) {
 			r.sim.AddFault(sim.Fault{Kind: sim.FaultCount, Path: "sim-cards", Total: 25})
 		}, "inconsistent"},
+		{"count lower than the fleet by whole pages", func(r *rig) {
+			r.sim.AddFault(sim.Fault{Kind: sim.FaultCount, Path: "sim-cards", Total: 20})
+		}, "inconsistent"},
+		{"count higher than the fleet", func(r *rig) {
+			r.sim.AddFault(sim.Fault{Kind: sim.FaultCount, Path: "sim-cards", Total: 31})
+		}, "inconsistent"},
 		{"a page misses a card", func(r *rig) {
 			r.sim.AddFault(sim.Fault{Kind: sim.FaultDrop, Path: "sim-cards", Page: 2})
 		}, "inconsistent"},
@@ -131,6 +137,9 @@ func TestHostileProviderAnswersFireNothing(t *testing.T) {
 			}
 
 			r.sim.ClearFaults()
+			for _, iccid := range r.iccids {
+				require.NoError(t, r.sim.Fleet().PatchCard(iccid, sim.CardPatch{Raw: raw(), Unset: []string{}}))
+			}
 			r.now = r.now.Add(10 * time.Minute)
 			_, err = p.Cycle(ctx)
 			if tc.fails != "" {
@@ -173,6 +182,9 @@ func TestHostileLinkCardAnswersFireNothing(t *testing.T) {
 				Body: `{"Code":"200","Success":true,"RequestId":"x","Data":{"PageNo":2,"PageSize":10,"PageCount":3,"Total":30,"List":null}}`})
 		}, "page 2"},
 		{"Total lower than the fleet", func(s *sim.Server, _ []string) {
+			s.AddFault(sim.Fault{Kind: sim.FaultCount, Path: "linkcard", Total: 25})
+		}, "inconsistent"},
+		{"Total lower than the fleet by whole pages", func(s *sim.Server, _ []string) {
 			s.AddFault(sim.Fault{Kind: sim.FaultCount, Path: "linkcard", Total: 20})
 		}, "inconsistent"},
 		{"a DataLevel of 10^21 TB", func(s *sim.Server, iccids []string) {
