@@ -6,7 +6,6 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,32 +122,34 @@ func (b *Bus) Close() {
 }
 
 // Publish publishes an event with Nats-Msg-Id set to its id, and returns once
-// JetStream has stored it (or recognised a duplicate).
+// JetStream has stored it (or recognised a duplicate). The event is bounded
+// first to what the server accepts (see Limit).
 func (b *Bus) Publish(ctx context.Context, e *event.Event) error {
-	data, err := json.Marshal(e)
+	c := *e // bounded as published; the caller's event stays as it is
+	data, err := c.Encode(b.Limit(c.ID))
 	if err != nil {
-		return fmt.Errorf("bus: event %s: %w", e.ID, err)
+		return &RejectedError{EventID: e.ID, Err: err}
 	}
-	if _, err := b.js.Publish(ctx, e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
-		return fmt.Errorf("bus: publish %s: %w", e.ID, err)
+	if _, err := b.js.Publish(ctx, c.Subject(), data, jetstream.WithMsgID(c.ID)); err != nil {
+		return publishError(e.ID, err)
 	}
 	return nil
 }
 
 // PublishBatch publishes events asynchronously and waits for every
 // acknowledgement. It returns how many of them, in order from the first, the
-// bus has stored, so the caller can drop exactly those from its outbox.
+// bus has stored, so the caller can drop exactly those from its outbox. Each
+// event is bounded first to what the server accepts (see Limit), so an
+// outbox written by an older version, holding larger events, flows too. When
+// it stops at an event the bus refuses for good, the error is a
+// *RejectedError and the count is that event's index.
 func (b *Bus) PublishBatch(ctx context.Context, events []event.Event) (int, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	var stopped error // why publishing stopped before the end
 	for i := range events {
-		data, err := json.Marshal(&events[i])
+		f, err := b.publishAsync(events[i])
 		if err != nil {
-			return 0, fmt.Errorf("bus: event %s: %w", events[i].ID, err)
-		}
-		msg := nats.NewMsg(events[i].Subject())
-		msg.Data = data
-		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(events[i].ID))
-		if err != nil {
+			stopped = err
 			break
 		}
 		futures = append(futures, f)
@@ -157,15 +158,70 @@ func (b *Bus) PublishBatch(ctx context.Context, events []event.Event) (int, erro
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return i, fmt.Errorf("bus: publish %s: %w", events[i].ID, err)
+			return i, publishError(events[i].ID, err)
 		case <-ctx.Done():
 			return i, ctx.Err()
 		}
 	}
-	if len(futures) < len(events) {
-		return len(futures), fmt.Errorf("bus: publish %s: too many in flight", events[len(futures)].ID)
+	return len(futures), stopped
+}
+
+// publishAsync bounds a copy of e and publishes it without waiting.
+func (b *Bus) publishAsync(e event.Event) (jetstream.PubAckFuture, error) {
+	id := e.ID
+	data, err := e.Encode(b.Limit(e.ID))
+	if err != nil {
+		return nil, &RejectedError{EventID: id, Err: err}
 	}
-	return len(futures), nil
+	msg := nats.NewMsg(e.Subject())
+	msg.Data = data
+	f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID))
+	if err != nil {
+		return nil, publishError(id, err)
+	}
+	return f, nil
+}
+
+// headerRoom is what an event's message headers take of the server's
+// max_payload besides the id ("NATS/1.0\r\nNats-Msg-Id: …\r\n\r\n"),
+// with a margin.
+const headerRoom = 256
+
+// Limit is the most bytes the event with this id may take encoded for the
+// connected server to accept it: event.MaxSize, or less when the server's
+// max_payload, minus room for the headers, is smaller. It follows the server
+// the connection is on.
+func (b *Bus) Limit(id string) int {
+	room := b.nc.MaxPayload() - int64(headerRoom+len(id))
+	return int(max(min(room, event.MaxSize), 0))
+}
+
+// RejectedError says the bus refuses an event for good (too large for the
+// server or the stream, or not encodable): publishing it again cannot help.
+type RejectedError struct {
+	EventID string
+	Err     error
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("bus: publish %s: refused for good: %v", e.EventID, e.Err)
+}
+
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// Permanent is true: the outbox relay sets the event aside rather than
+// retry it forever and hold back every event behind it.
+func (e *RejectedError) Permanent() bool { return true }
+
+// publishError wraps a failed publish of an event: a *RejectedError when the
+// bus refuses it for good, an error to retry otherwise.
+func publishError(id string, err error) error {
+	var api *jetstream.APIError
+	if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadSubject) ||
+		(errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum) {
+		return &RejectedError{EventID: id, Err: err}
+	}
+	return fmt.Errorf("bus: publish %s: %w", id, err)
 }
 
 // Consumer returns the notifier's durable consumer of every event, creating it

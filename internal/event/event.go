@@ -22,7 +22,8 @@ const (
 
 // Event is one alert transition. ID is deterministic: the same transition of
 // the same alert always has the same id, which is the idempotency key from the
-// outbox to the receiver.
+// outbox to the receiver. Every event stored or published is first bounded
+// to MaxSize bytes (see Bound).
 type Event struct {
 	ID         string            `json:"id"`
 	Kind       string            `json:"kind"`
@@ -44,6 +45,10 @@ type Event struct {
 	// Silenced is the id of the silence that muted it: it is recorded but
 	// not notified.
 	Silenced string `json:"silenced,omitempty"`
+	// Truncated says the event was cut to fit in a size limit (see Bound):
+	// long strings end with a "…[cut N bytes]" marker, and prev, values or
+	// labels may be reduced.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // ID derives an event id from what identifies the transition: the alert

@@ -6,6 +6,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,7 +16,9 @@ import (
 )
 
 // Publisher stores events on the bus durably. It returns how many of them,
-// in order from the first, are stored.
+// in order from the first, are stored. When it stops at an event the bus
+// refuses for good (too large for it, say), its error has a method
+// Permanent() bool that returns true, and the count is that event's index.
 type Publisher interface {
 	PublishBatch(ctx context.Context, events []event.Event) (int, error)
 }
@@ -69,7 +72,11 @@ func (r *Relay) Run(ctx context.Context) {
 }
 
 // Drain publishes everything in the outbox, oldest first, and returns how
-// many events it published. It stops at the first failure, keeping order.
+// many events it published. It stops at the first transient failure, keeping
+// order. An entry that can never be published (the Publisher refuses it with
+// a permanent error, or it does not decode) is logged once and set aside in
+// the store, and the events behind it flow on: the events that did publish
+// stay in order, and no single event blocks the outbox.
 func (r *Relay) Drain(ctx context.Context) (int, error) {
 	n := 0
 	for {
@@ -80,23 +87,81 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 		if len(entries) == 0 {
 			return n, nil
 		}
-		events := make([]event.Event, len(entries))
-		for i := range entries {
-			events[i] = entries[i].Event
+		good := entries[:decodable(entries)]
+		stored, perr, err := r.publish(ctx, good)
+		n += stored
+		if err != nil {
+			return n, err
 		}
-		stored, perr := r.pub.PublishBatch(ctx, events)
-		done := make([]uint64, 0, stored)
-		for _, e := range entries[:stored] {
-			done = append(done, e.Seq)
-		}
-		if len(done) > 0 {
-			if err := r.store.DeleteOutbox(done...); err != nil {
-				return n, fmt.Errorf("outbox: delete published: %w", err)
+		switch {
+		case perr != nil && permanent(perr) && stored < len(good):
+			bad := good[stored]
+			if err := r.setAside(bad.Seq, bad.Event.ID, perr); err != nil {
+				return n, err
 			}
-			n += len(done)
-		}
-		if perr != nil {
+		case perr != nil:
 			return n, fmt.Errorf("outbox: %w", perr)
+		case stored < len(good):
+			return n, fmt.Errorf("outbox: publisher stored %d of %d events without an error", stored, len(good))
+		case len(good) < len(entries):
+			bad := entries[len(good)]
+			if err := r.setAside(bad.Seq, "", bad.Err); err != nil {
+				return n, err
+			}
 		}
 	}
+}
+
+// decodable is how many entries, from the first, decoded.
+func decodable(entries []store.OutboxEntry) int {
+	for i := range entries {
+		if entries[i].Err != nil {
+			return i
+		}
+	}
+	return len(entries)
+}
+
+// publish hands entries to the Publisher and deletes from the outbox those
+// it stored. It returns how many it stored and the Publisher's error, or
+// the error of deleting them.
+func (r *Relay) publish(ctx context.Context, entries []store.OutboxEntry) (stored int, perr, err error) {
+	if len(entries) == 0 {
+		return 0, nil, nil
+	}
+	events := make([]event.Event, len(entries))
+	for i := range entries {
+		events[i] = entries[i].Event
+	}
+	stored, perr = r.pub.PublishBatch(ctx, events)
+	stored = min(max(stored, 0), len(entries))
+	done := make([]uint64, 0, stored)
+	for _, e := range entries[:stored] {
+		done = append(done, e.Seq)
+	}
+	if len(done) > 0 {
+		if err := r.store.DeleteOutbox(done...); err != nil {
+			return 0, perr, fmt.Errorf("outbox: delete published: %w", err)
+		}
+	}
+	return stored, perr, nil
+}
+
+// setAside moves an entry that can never be published out of the outbox,
+// and logs it: once, since it is gone from the outbox afterwards.
+func (r *Relay) setAside(seq uint64, eventID string, reason error) error {
+	if err := r.store.SetAsideOutbox(seq, reason.Error(), time.Now()); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	r.log.Error("outbox: event set aside, it can never be published; the events behind it flow on",
+		"event_id", eventID, "outbox_seq", seq, "err", reason)
+	return nil
+}
+
+// permanent reports whether a Publisher's error says the bus refuses the
+// event for good (its error has a Permanent method that returns true), as
+// opposed to a transient failure to retry in order.
+func permanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
 }

@@ -12,14 +12,16 @@ import (
 )
 
 // AppendOutbox adds events to the outbox, in order, in this transaction,
-// and keeps them in the event history.
+// and keeps them in the event history. Each event is first bounded in place
+// to event.MaxSize (see event.Bound), so whatever a provider sent, no stored
+// event is larger.
 func (t *Tx) AppendOutbox(events []event.Event) error {
 	// Each event is encoded once, for both the outbox and the history.
 	encoded := make([][]byte, len(events))
 	for i := range events {
-		v, err := json.Marshal(&events[i])
+		v, err := events[i].Encode(event.MaxSize)
 		if err != nil {
-			return fmt.Errorf("store: outbox event %s: %w", events[i].ID, err)
+			return fmt.Errorf("store: outbox: %w", err)
 		}
 		encoded[i] = v
 	}
@@ -43,9 +45,15 @@ func (t *Tx) AppendOutbox(events []event.Event) error {
 type OutboxEntry struct {
 	Seq   uint64
 	Event event.Event
+	// Err is set when the stored bytes do not decode as an event; such an
+	// entry can never be published, and Event is zero but for what could be
+	// read.
+	Err error
 }
 
 // Outbox returns up to limit events waiting to be published, oldest first.
+// An entry that does not decode is returned with Err set, so the caller can
+// set it aside rather than stall behind it.
 func (s *Store) Outbox(limit int) ([]OutboxEntry, error) {
 	var out []OutboxEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -54,11 +62,76 @@ func (s *Store) Outbox(limit int) ([]OutboxEntry, error) {
 			var e OutboxEntry
 			e.Seq = binary.BigEndian.Uint64(k)
 			if err := json.Unmarshal(v, &e.Event); err != nil {
-				return fmt.Errorf("store: outbox entry %d: %w", e.Seq, err)
+				e.Err = fmt.Errorf("store: outbox entry %d: %w", e.Seq, err)
 			}
 			out = append(out, e)
 		}
 		return nil
+	})
+	return out, err
+}
+
+var bucketSetAside = []byte("outbox_set_aside")
+
+// SetAside is an outbox entry the bus refused for good, kept on record.
+type SetAside struct {
+	Seq    uint64    `json:"seq"` // its place in the outbox
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	// Event is the entry as it was stored.
+	Event json.RawMessage `json:"event"`
+}
+
+// SetAsideOutbox moves an outbox entry that can never be published (the bus
+// refuses it for good, or it does not decode) out of the outbox into a
+// set-aside bucket, with the reason, in one transaction: the events behind it
+// flow on and it stays on record. An entry already gone is not an error.
+func (s *Store) SetAsideOutbox(seq uint64, reason string, at time.Time) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOutbox)
+		v := b.Get(u64(seq))
+		if v == nil {
+			return nil
+		}
+		raw := json.RawMessage(v)
+		if !json.Valid(v) { // keep the bytes, as a JSON string
+			raw, _ = json.Marshal(string(v))
+		}
+		rec, err := json.Marshal(SetAside{Seq: seq, Reason: reason, At: at, Event: raw})
+		if err != nil {
+			return err
+		}
+		aside, err := tx.CreateBucketIfNotExists(bucketSetAside)
+		if err != nil {
+			return err
+		}
+		if err := aside.Put(u64(seq), rec); err != nil {
+			return err
+		}
+		return b.Delete(u64(seq))
+	})
+	if err != nil {
+		return fmt.Errorf("store: set aside outbox entry %d: %w", seq, err)
+	}
+	return nil
+}
+
+// SetAsideEntries lists the outbox entries set aside, oldest first.
+func (s *Store) SetAsideEntries() ([]SetAside, error) {
+	var out []SetAside
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSetAside)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var e SetAside
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("store: set-aside entry %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, e)
+			return nil
+		})
 	})
 	return out, err
 }
