@@ -54,6 +54,10 @@ type Options struct {
 	Retries     int           // attempts beyond the first; negative means none
 	Backoff     time.Duration // first retry delay, doubled each time
 	MaxBackoff  time.Duration
+	// ListAttempts is how often an inconsistent listing (drift between
+	// pages, a count that disagrees) is fetched again from scratch before
+	// the fetch fails; 0 means provider.DefaultListAttempts (3), negative 1.
+	ListAttempts int
 
 	HTTPClient *http.Client
 	Now        func() time.Time
@@ -99,9 +103,9 @@ func New(o Options) (*Client, error) {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = DefaultMaxBackoff
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{}
-	}
+	// API requests never follow redirects (DESIGN §6): a copy of the
+	// configured client answers 3xx as they are.
+	o.HTTPClient = provider.NoRedirects(o.HTTPClient)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -138,83 +142,54 @@ func New(o Options) (*Client, error) {
 func (c *Client) DecodeTime() time.Duration { return time.Duration(c.decodeNS.Load()) }
 
 // Fetch lists every card and pool. It returns a snapshot only when every page
-// of both listings arrived; any failure after retries fails the whole fetch.
+// of both listings arrived and each listing is consistent (DESIGN §6); any
+// failure after retries and refetches fails the whole fetch.
 func (c *Client) Fetch(ctx context.Context) (fleet.Snapshot, error) {
 	var snap fleet.Snapshot
 	var err error
-	if snap.Cards, err = listAll(ctx, c, "/v1/sim-cards", decodeCards); err != nil {
+	if snap.Cards, err = listing(c, "/v1/sim-cards", "card", decodeCards, cardID).All(ctx); err != nil {
 		return fleet.Snapshot{}, err
 	}
-	if snap.Pools, err = listAll(ctx, c, "/v1/sim-pools", decodePools); err != nil {
+	if snap.Pools, err = listing(c, "/v1/sim-pools", "pool", decodePools, poolID).All(ctx); err != nil {
 		return fleet.Snapshot{}, err
 	}
 	return snap, nil
 }
 
-type pageDecoder[T any] func(provider string, body []byte) (items []T, count int64, err error)
+func cardID(c *fleet.Card) string { return c.ID }
+func poolID(p *fleet.Pool) string { return p.ID }
 
-func decodeCards(provider string, body []byte) ([]fleet.Card, int64, error) {
-	var p cardPage
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, 0, err
+type pageDecoder[T any] func(provider string, body []byte) (provider.Page[T], error)
+
+// listing is the shared complete-or-fail listing of path: page 1 to learn
+// the count, the rest concurrently under the rate limit, then the checks.
+func listing[T any](c *Client, path, noun string, decode pageDecoder[T], id func(*T) string) *provider.Listing[T] {
+	return &provider.Listing[T]{
+		Provider: "gsl", Instance: c.o.Name, Name: "GET " + path, Noun: noun,
+		PageSize: c.o.PageSize, Concurrency: c.o.Concurrency, Attempts: c.o.ListAttempts,
+		Backoff: c.o.Backoff, MaxBackoff: c.o.MaxBackoff, Logger: c.o.Logger,
+		Fetch: func(ctx context.Context, page int) (provider.Page[T], error) {
+			return fetchPage(ctx, c, path, page, decode)
+		},
+		ID: id,
 	}
-	out := make([]fleet.Card, len(p.SimCards))
-	for i := range p.SimCards {
-		card, err := p.SimCards[i].card(provider)
-		if err != nil {
-			return nil, 0, fmt.Errorf("sim_cards[%d]: %w", i, err)
-		}
-		out[i] = card
-	}
-	return out, p.Count, nil
 }
 
-func decodePools(provider string, body []byte) ([]fleet.Pool, int64, error) {
-	var p poolPage
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, 0, err
-	}
-	out := make([]fleet.Pool, len(p.Pools))
-	for i := range p.Pools {
-		pool, err := p.Pools[i].pool(provider)
-		if err != nil {
-			return nil, 0, fmt.Errorf("pools[%d]: %w", i, err)
-		}
-		out[i] = pool
-	}
-	return out, p.Count, nil
-}
-
-// listAll fetches page 1 to learn the count, then the remaining pages
-// concurrently, Concurrency at a time, each under the rate limit.
-func listAll[T any](ctx context.Context, c *Client, path string, decode pageDecoder[T]) ([]T, error) {
-	first, count, err := fetchPage(ctx, c, path, 1, decode)
-	if err != nil {
-		return nil, err
-	}
-	pages := int((count + int64(c.o.PageSize) - 1) / int64(c.o.PageSize))
-	return provider.Pages(ctx, c.o.Concurrency, pages, first, func(ctx context.Context, page int) ([]T, error) {
-		items, _, err := fetchPage(ctx, c, path, page, decode)
-		return items, err
-	})
-}
-
-func fetchPage[T any](ctx context.Context, c *Client, path string, page int, decode pageDecoder[T]) ([]T, int64, error) {
+func fetchPage[T any](ctx context.Context, c *Client, path string, page int, decode pageDecoder[T]) (provider.Page[T], error) {
 	q := url.Values{"offset": {strconv.Itoa(page)}, "limit": {strconv.Itoa(c.o.PageSize)}}
 	op := fmt.Sprintf("GET %s page %d", path, page)
-	var items []T
-	var count int64
+	var p provider.Page[T]
 	err := c.do(ctx, op, http.MethodGet, path, q, nil, func(body []byte, requestID string) error {
 		var err error
 		t := time.Now()
-		items, count, err = decode(c.o.Name, body)
+		p, err = decode(c.o.Name, body)
 		c.decodeNS.Add(int64(time.Since(t)))
 		if err != nil {
 			return &provider.PageError{Provider: "gsl", Op: op, RequestID: requestID, Err: err}
 		}
 		return nil
 	})
-	return items, count, err
+	return p, err
 }
 
 // do sends one request with retries: retryable API errors, bad pages and
@@ -251,6 +226,9 @@ func (c *Client) attempt(ctx context.Context, op, method, path string, q url.Val
 	requestID := resp.Header.Get("X-Request-Id")
 	if err != nil {
 		return &provider.TransportError{Op: "gsl: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
+	}
+	if err := provider.CheckRedirect("gsl", op, resp); err != nil {
+		return err
 	}
 	if resp.StatusCode == http.StatusUnauthorized && c.tokens != nil {
 		c.tokens.invalidate()

@@ -199,6 +199,7 @@ func TestDecodeSeedExamples(t *testing.T) {
 		Plan:       "中国联通消费级每月30M联接服务(1年)",
 		ExpireTime: time.Date(2023, 8, 26, 15, 59, 59, 0, time.UTC),
 		ActDate:    time.Date(2022, 9, 16, 1, 14, 58, 0, time.UTC),
+		Unknown:    fleet.CardField("device_status"), // null: a physical card (seed 000)
 	}}, snap.Cards)
 	require.Equal(t, []fleet.Pool{{
 		Provider: "hw", ID: "1000000000", Name: "流量池名称", Plan: "中国联通消费级每月30M联接服务(1年)",
@@ -208,7 +209,7 @@ func TestDecodeSeedExamples(t *testing.T) {
 }
 
 func TestStatusTable(t *testing.T) {
-	for code, want := range map[int]string{10: "test", 11: "inactive", 13: "inactive", 14: "suspended", 20: "active", 30: "terminated", 99: "unknown"} {
+	for code, want := range map[int]string{10: "test", 11: "inactive", 13: "inactive", 14: "suspended", 20: "active", 30: "terminated", 99: "", 12: "", 0: ""} {
 		require.Equal(t, want, gsl.StatusName(code), "code %d", code)
 	}
 }

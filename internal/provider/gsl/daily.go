@@ -24,64 +24,52 @@ type DailyQuery struct {
 
 // DailyFlow fetches the cards' daily usage (POST /v1/sim-cards/batch-daily-flow)
 // in batches of DailyFlowBatch, concurrently under the rate limit. It returns
-// each card id's usage by day; a card the answer leaves out has no entry.
+// each card id's usage by day, in the order the answer gives the days. A
+// card×day the answer leaves out has no entry: the days present are the days
+// the provider had data for. Every row is checked (decodeDaily); an answer
+// that fails a check fails the fetch with a PageError naming batch, date,
+// card and field.
 func (c *Client) DailyFlow(ctx context.Context, q DailyQuery, cardIDs []string) (map[string][]fleet.DayUsage, error) {
-	if (q.Month == "") == (q.Date == "") {
+	switch {
+	case (q.Month == "") == (q.Date == ""):
 		return nil, fmt.Errorf("gsl: daily flow: give a month or a date")
+	case q.Month != "" && !isDate(q.Month, "200601"):
+		return nil, fmt.Errorf("gsl: daily flow: bad month %q (want YYYYMM)", q.Month)
+	case q.Date != "" && !isDate(q.Date, "20060102"):
+		return nil, fmt.Errorf("gsl: daily flow: bad date %q (want YYYYMMDD)", q.Date)
 	}
-	batches := (len(cardIDs) + DailyFlowBatch - 1) / DailyFlowBatch
+	ids := make([]int64, 0, len(cardIDs))
+	asked := make(map[int64]struct{}, len(cardIDs))
+	for _, id := range cardIDs {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("gsl: daily flow: card id %q is not a GSL sim_card_id", id)
+		}
+		if _, dup := asked[n]; !dup {
+			asked[n] = struct{}{}
+			ids = append(ids, n)
+		}
+	}
+	batches := (len(ids) + DailyFlowBatch - 1) / DailyFlowBatch
 	if batches == 0 {
 		return map[string][]fleet.DayUsage{}, nil
 	}
-	type row struct {
-		id    string
-		usage fleet.DayUsage
-	}
-	fetch := func(ctx context.Context, batch int) ([]row, error) {
-		ids := cardIDs[(batch-1)*DailyFlowBatch : min(batch*DailyFlowBatch, len(cardIDs))]
-		body := map[string]any{}
-		nums := make([]int64, len(ids))
-		for i, id := range ids {
-			n, err := strconv.ParseInt(id, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("gsl: daily flow: card id %q is not a GSL sim_card_id", id)
-			}
-			nums[i] = n
-		}
-		body["sim_card_ids"] = nums
+	fetch := func(ctx context.Context, batch int) ([]dailyRow, error) {
+		nums := ids[(batch-1)*DailyFlowBatch : min(batch*DailyFlowBatch, len(ids))]
+		body := map[string]any{"sim_card_ids": nums}
 		if q.Month != "" {
 			body["month"] = q.Month
 		} else {
-			d, err := strconv.Atoi(q.Date)
-			if err != nil {
-				return nil, fmt.Errorf("gsl: daily flow: bad date %q", q.Date)
-			}
+			d, _ := strconv.Atoi(q.Date)
 			body["date"] = d
 		}
 		data, _ := json.Marshal(body)
 		op := fmt.Sprintf("POST /v1/sim-cards/batch-daily-flow batch %d", batch)
-		var rows []row
+		var rows []dailyRow
 		err := c.do(ctx, op, http.MethodPost, "/v1/sim-cards/batch-daily-flow", nil, data, func(b []byte, requestID string) error {
-			var days []struct {
-				Date    string `json:"date"`
-				SimFlow []struct {
-					Flow      float64 `json:"flow"`
-					SimCardID int64   `json:"sim_card_id"`
-				} `json:"sim_flow"`
-			}
-			if err := json.Unmarshal(b, &days); err != nil {
+			var err error
+			if rows, err = decodeDaily(b, q, nums); err != nil {
 				return &provider.PageError{Provider: "gsl", Op: op, RequestID: requestID, Err: err}
-			}
-			rows = rows[:0]
-			for _, d := range days {
-				t, err := time.Parse("20060102", d.Date)
-				if err != nil {
-					return &provider.PageError{Provider: "gsl", Op: op, RequestID: requestID, Err: fmt.Errorf("date %q", d.Date)}
-				}
-				day := int32(t.Unix() / 86400)
-				for _, f := range d.SimFlow {
-					rows = append(rows, row{id: strconv.FormatInt(f.SimCardID, 10), usage: fleet.DayUsage{Day: day, MB: f.Flow}})
-				}
 			}
 			return nil
 		})
@@ -95,11 +83,99 @@ func (c *Client) DailyFlow(ctx context.Context, q DailyQuery, cardIDs []string) 
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string][]fleet.DayUsage, len(cardIDs))
+	out := make(map[string][]fleet.DayUsage, len(ids))
 	for _, r := range rows {
-		out[r.id] = append(out[r.id], r.usage)
+		id := strconv.FormatInt(r.id, 10)
+		out[id] = append(out[id], r.usage)
 	}
 	return out, nil
+}
+
+func isDate(s, layout string) bool {
+	_, err := time.Parse(layout, s)
+	return err == nil && len(s) == len(layout)
+}
+
+// dailyRow is one card's usage on one day.
+type dailyRow struct {
+	id    int64
+	usage fleet.DayUsage
+}
+
+// dailyAnswer is the answer of batch-daily-flow (seed 001). Pointers tell a
+// missing key from a value.
+type dailyAnswer []struct {
+	Date    *string `json:"date"`
+	SimFlow *[]struct {
+		Flow      *float64 `json:"flow"`
+		SimCardID *int64   `json:"sim_card_id"`
+	} `json:"sim_flow"`
+}
+
+// decodeDaily decodes and checks one batch's answer: every day a date
+// YYYYMMDD within the query's month (or the query's date), every row a card
+// of this batch with a flow in [0, fleet.MaxDailyMB]. A card×day given twice
+// is kept once if the flows agree and is an error if they differ.
+func decodeDaily(body []byte, q DailyQuery, batch []int64) ([]dailyRow, error) {
+	var days dailyAnswer
+	if err := json.Unmarshal(body, &days); err != nil {
+		return nil, err
+	}
+	if days == nil {
+		return nil, fmt.Errorf("answer is null, want a list of days")
+	}
+	asked := make(map[int64]struct{}, len(batch))
+	for _, id := range batch {
+		asked[id] = struct{}{}
+	}
+	type key struct {
+		id  int64
+		day int32
+	}
+	seen := map[key]float64{}
+	var rows []dailyRow
+	for i, d := range days {
+		if d.Date == nil {
+			return nil, fmt.Errorf("days[%d]: date: missing or null", i)
+		}
+		date := *d.Date
+		t, err := time.Parse("20060102", date)
+		if err != nil || len(date) != 8 {
+			return nil, fmt.Errorf("days[%d]: date: %q is not YYYYMMDD", i, date)
+		}
+		if (q.Month != "" && date[:6] != q.Month) || (q.Date != "" && date != q.Date) {
+			return nil, fmt.Errorf("date %s: not in the requested %s", date, q.Month+q.Date)
+		}
+		if d.SimFlow == nil {
+			return nil, fmt.Errorf("date %s: sim_flow: missing or null", date)
+		}
+		day := int32(t.Unix() / 86400)
+		for j, f := range *d.SimFlow {
+			if f.SimCardID == nil {
+				return nil, fmt.Errorf("date %s: sim_flow[%d]: sim_card_id: missing or null", date, j)
+			}
+			id := *f.SimCardID
+			if _, ok := asked[id]; !ok {
+				return nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): sim_card_id: not asked for in this batch", date, j, id)
+			}
+			if f.Flow == nil {
+				return nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): flow: missing or null", date, j, id)
+			}
+			if err := fleet.CheckMB("flow", *f.Flow, fleet.MaxDailyMB, false); err != nil {
+				return nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): %w", date, j, id, err)
+			}
+			k := key{id, day}
+			if prev, dup := seen[k]; dup {
+				if prev != *f.Flow {
+					return nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): flow: given twice, %g and %g MB", date, j, id, prev, *f.Flow)
+				}
+				continue
+			}
+			seen[k] = *f.Flow
+			rows = append(rows, dailyRow{id: id, usage: fleet.DayUsage{Day: day, MB: *f.Flow}})
+		}
+	}
+	return rows, nil
 }
 
 // Card operations.

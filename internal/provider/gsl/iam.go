@@ -98,6 +98,9 @@ func (t *tokenCache) fetch(ctx context.Context) (string, time.Time, error) {
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err := provider.CheckRedirect("gsl", "iam "+op, resp); err != nil {
+		return "", time.Time{}, err
+	}
 	if resp.StatusCode/100 != 2 {
 		e := &APIError{Op: "iam " + op, Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 		var eb struct {

@@ -1,30 +1,35 @@
 package gsl
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/provider"
 )
 
-// cardPage is the answer of GET /v1/sim-cards (seed 000).
+// cardPage is the answer of GET /v1/sim-cards (seed 000). Count and SimCards
+// are pointers to tell a missing key from a value: a page without them is
+// not a page.
 type cardPage struct {
-	Limit    int64       `json:"limit"`
-	Offset   int64       `json:"offset"`
-	Count    int64       `json:"count"`
-	SimCards []simDevice `json:"sim_cards"`
+	Limit    int64        `json:"limit"`
+	Offset   int64        `json:"offset"`
+	Count    *int64       `json:"count"`
+	SimCards *[]simDevice `json:"sim_cards"`
 }
 
-// simDevice is SimDeviceVO. Nullable fields are pointers.
+// simDevice is SimDeviceVO. Nullable fields are pointers: nil is a value the
+// provider left out or gave as null, never 0.
 type simDevice struct {
-	SimCardID      int64    `json:"sim_card_id"`
+	SimCardID      *int64   `json:"sim_card_id"`
 	AccountID      *string  `json:"account_id"`
 	CID            *string  `json:"cid"`
 	SimPoolID      *int64   `json:"sim_pool_id"`
 	IMEI           *string  `json:"imei"`
-	SimStatus      int      `json:"sim_status"`
+	SimStatus      *int     `json:"sim_status"`
 	DeviceStatus   *int     `json:"device_status"`
 	ActDate        *string  `json:"act_date"`
 	ICCID          *string  `json:"iccid"`
@@ -48,15 +53,15 @@ type simDevice struct {
 
 // poolPage is the answer of GET /v1/sim-pools (seed 003).
 type poolPage struct {
-	Limit  int64     `json:"limit"`
-	Offset int64     `json:"offset"`
-	Count  int64     `json:"count"`
-	Pools  []simPool `json:"pools"`
+	Limit  int64      `json:"limit"`
+	Offset int64      `json:"offset"`
+	Count  *int64     `json:"count"`
+	Pools  *[]simPool `json:"pools"`
 }
 
 // simPool is SimPoolVO.
 type simPool struct {
-	ID                 int64    `json:"id"`
+	ID                 *int64   `json:"id"`
 	PoolName           *string  `json:"pool_name"`
 	PricePlanName      *string  `json:"price_plan_name"`
 	ExpiredTime        *string  `json:"expired_time"`
@@ -70,7 +75,26 @@ type simPool struct {
 	DisassembledAmount *int     `json:"disassembled_sim_quantity"`
 }
 
-// StatusName maps GSL's sim_status to the normalised status.
+// The Unknown bits the decoders set.
+var (
+	cardStatus         = fleet.CardField("status")
+	cardOperatorStatus = fleet.CardField("operator_status")
+	cardDeviceStatus   = fleet.CardField("device_status")
+	cardFlowUsed       = fleet.CardField("flow_used")
+	cardFlowLeft       = fleet.CardField("flow_left")
+	cardFlowTotal      = fleet.CardField("flow_total")
+
+	poolFlowTotal    = fleet.PoolField("flow_total")
+	poolFlowUsed     = fleet.PoolField("flow_used")
+	poolFlowLeft     = fleet.PoolField("flow_left")
+	poolQuantity     = fleet.PoolField("quantity")
+	poolActivated    = fleet.PoolField("activated")
+	poolInactive     = fleet.PoolField("inactive")
+	poolDisassembled = fleet.PoolField("disassembled")
+)
+
+// StatusName maps GSL's sim_status to the normalised status, or "" for a
+// code the DESIGN table does not list (the card's status is then unknown).
 func StatusName(code int) string {
 	switch code {
 	case 10:
@@ -84,7 +108,7 @@ func StatusName(code int) string {
 	case 30:
 		return fleet.StatusTerminated
 	}
-	return "unknown"
+	return ""
 }
 
 func str(p *string) string {
@@ -94,12 +118,13 @@ func str(p *string) string {
 	return *p
 }
 
-func num[T int | int64 | float64](p *T) T {
+// known sets *dst to *p, or marks bit unknown when p is nil.
+func known[T int | float64](dst *T, p *T, u *fleet.Unknown, bit fleet.Unknown) {
 	if p == nil {
-		var zero T
-		return zero
+		*u |= bit
+		return
 	}
-	return *p
+	*dst = *p
 }
 
 // parseTime accepts GSL's "2022-09-16T01:14:58.000+00:00" and "...Z" forms.
@@ -114,44 +139,141 @@ func parseTime(field string, p *string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-func (d *simDevice) card(provider string) (fleet.Card, error) {
-	if d.SimCardID == 0 {
-		return fleet.Card{}, fmt.Errorf("sim_card_id missing")
+// errMissing is a required key that is missing or null.
+func errMissing(key string) error { return fmt.Errorf("%s: missing or null", key) }
+
+// listKey tells, for a page whose list decoded to nil, whether the key was
+// there (null: an empty page) or missing (not a page).
+func listKey(body []byte, key string) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return err
 	}
-	c := fleet.Card{
-		Provider:       provider,
-		Account:        str(d.AccountID),
-		ID:             strconv.FormatInt(d.SimCardID, 10),
-		ICCID:          str(d.ICCID),
-		MSISDN:         str(d.MSISDN),
-		IMSI:           str(d.IMSI),
-		IMEI:           str(d.IMEI),
-		Status:         StatusName(d.SimStatus),
-		StatusCode:     d.SimStatus,
-		OperatorStatus: -1,
-		FlowUsed:       num(d.FlowUsed),
-		FlowLeft:       num(d.FlowLeft),
-		Plan:           str(d.PricePlanName),
-		DeviceStatus:   num(d.DeviceStatus),
-		SignalLevel:    str(d.SignalLevel),
-		NetworkType:    str(d.NetworkType),
+	for k := range m {
+		if strings.EqualFold(k, key) { // as encoding/json matches keys
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: missing", key)
+}
+
+// decodeCards decodes one page of GET /v1/sim-cards into cards that passed
+// Validate. Every error names the record, its id where known, and the field.
+func decodeCards(name string, body []byte) (provider.Page[fleet.Card], error) {
+	var p cardPage
+	if err := json.Unmarshal(body, &p); err != nil {
+		return pageOf[fleet.Card](), err
+	}
+	if p.Count == nil {
+		return pageOf[fleet.Card](), errMissing("count")
+	}
+	if p.SimCards == nil {
+		if err := listKey(body, "sim_cards"); err != nil {
+			return pageOf[fleet.Card](), err
+		}
+		return pageOf[fleet.Card](*p.Count), nil
+	}
+	devices := *p.SimCards
+	out := make([]fleet.Card, len(devices))
+	for i := range devices {
+		if err := devices[i].card(name, &out[i]); err != nil {
+			if id := devices[i].SimCardID; id != nil {
+				return pageOf[fleet.Card](), fmt.Errorf("sim_cards[%d] (sim_card_id %d): %w", i, *id, err)
+			}
+			return pageOf[fleet.Card](), fmt.Errorf("sim_cards[%d]: %w", i, err)
+		}
+	}
+	return provider.Page[fleet.Card]{Items: out, Count: *p.Count}, nil
+}
+
+// decodePools decodes one page of GET /v1/sim-pools.
+func decodePools(name string, body []byte) (provider.Page[fleet.Pool], error) {
+	var p poolPage
+	if err := json.Unmarshal(body, &p); err != nil {
+		return pageOf[fleet.Pool](), err
+	}
+	if p.Count == nil {
+		return pageOf[fleet.Pool](), errMissing("count")
+	}
+	if p.Pools == nil {
+		if err := listKey(body, "pools"); err != nil {
+			return pageOf[fleet.Pool](), err
+		}
+		return pageOf[fleet.Pool](*p.Count), nil
+	}
+	pools := *p.Pools
+	out := make([]fleet.Pool, len(pools))
+	for i := range pools {
+		if err := pools[i].pool(name, &out[i]); err != nil {
+			if id := pools[i].ID; id != nil {
+				return pageOf[fleet.Pool](), fmt.Errorf("pools[%d] (id %d): %w", i, *id, err)
+			}
+			return pageOf[fleet.Pool](), fmt.Errorf("pools[%d]: %w", i, err)
+		}
+	}
+	return provider.Page[fleet.Pool]{Items: out, Count: *p.Count}, nil
+}
+
+// pageOf is an empty page, or the zero page beside an error.
+func pageOf[T any](count ...int64) provider.Page[T] {
+	var p provider.Page[T]
+	if len(count) > 0 {
+		p.Count = count[0]
+	}
+	return p
+}
+
+func (d *simDevice) card(name string, c *fleet.Card) error {
+	if d.SimCardID == nil {
+		return errMissing("sim_card_id")
+	}
+	if *d.SimCardID <= 0 {
+		return fmt.Errorf("sim_card_id: %d is not a card id", *d.SimCardID)
+	}
+	if d.SimStatus == nil {
+		return errMissing("sim_status")
+	}
+	*c = fleet.Card{
+		Provider:    name,
+		Account:     str(d.AccountID),
+		ID:          strconv.FormatInt(*d.SimCardID, 10),
+		ICCID:       str(d.ICCID),
+		MSISDN:      str(d.MSISDN),
+		IMSI:        str(d.IMSI),
+		IMEI:        str(d.IMEI),
+		Status:      StatusName(*d.SimStatus),
+		StatusCode:  *d.SimStatus,
+		Plan:        str(d.PricePlanName),
+		SignalLevel: str(d.SignalLevel),
+		NetworkType: str(d.NetworkType),
+	}
+	if c.Status == "" {
+		c.Unknown |= cardStatus
 	}
 	if c.ICCID == "" {
 		c.ICCID = str(d.CID)
 	}
-	if d.OperatorStatus != nil {
-		c.OperatorStatus = *d.OperatorStatus
+	known(&c.OperatorStatus, d.OperatorStatus, &c.Unknown, cardOperatorStatus)
+	known(&c.DeviceStatus, d.DeviceStatus, &c.Unknown, cardDeviceStatus)
+	known(&c.FlowUsed, d.FlowUsed, &c.Unknown, cardFlowUsed)
+	known(&c.FlowLeft, d.FlowLeft, &c.Unknown, cardFlowLeft)
+	if c.Unknown.Has(cardFlowUsed | cardFlowLeft) {
+		c.Unknown |= cardFlowTotal
+	} else {
+		c.FlowTotal = c.FlowUsed + c.FlowLeft
 	}
-	c.FlowTotal = c.FlowUsed + c.FlowLeft
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	if d.SimPoolID != nil && *d.SimPoolID != 0 {
 		c.PoolID = strconv.FormatInt(*d.SimPoolID, 10)
 	}
 	var err error
 	if c.ExpireTime, err = parseTime("expire_time", d.ExpireTime); err != nil {
-		return c, err
+		return err
 	}
 	if c.ActDate, err = parseTime("act_date", d.ActDate); err != nil {
-		return c, err
+		return err
 	}
 	if t := strings.TrimSpace(str(d.TagNames)); t != "" {
 		for _, tag := range strings.Split(t, ",") {
@@ -160,36 +282,46 @@ func (d *simDevice) card(provider string) (fleet.Card, error) {
 			}
 		}
 	}
-	for i, a := range []*string{d.Attr1, d.Attr2, d.Attr3, d.Attr4, d.Attr5, d.Attr6} {
+	for i, a := range [...]*string{d.Attr1, d.Attr2, d.Attr3, d.Attr4, d.Attr5, d.Attr6} {
 		if v := str(a); v != "" {
 			if c.Attributes == nil {
 				c.Attributes = map[string]string{}
 			}
-			c.Attributes["customer_attribute"+strconv.Itoa(i+1)] = v
+			c.Attributes[attrNames[i]] = v
 		}
 	}
-	return c, nil
+	return nil
 }
 
-func (p *simPool) pool(provider string) (fleet.Pool, error) {
-	if p.ID == 0 {
-		return fleet.Pool{}, fmt.Errorf("id missing")
+var attrNames = [...]string{"customer_attribute1", "customer_attribute2", "customer_attribute3",
+	"customer_attribute4", "customer_attribute5", "customer_attribute6"}
+
+func (p *simPool) pool(name string, out *fleet.Pool) error {
+	if p.ID == nil {
+		return errMissing("id")
 	}
-	out := fleet.Pool{
-		Provider:     provider,
-		ID:           strconv.FormatInt(p.ID, 10),
+	if *p.ID <= 0 {
+		return fmt.Errorf("id: %d is not a pool id", *p.ID)
+	}
+	*out = fleet.Pool{
+		Provider:     name,
+		ID:           strconv.FormatInt(*p.ID, 10),
 		Name:         str(p.PoolName),
 		Plan:         str(p.PricePlanName),
-		FlowTotal:    num(p.FlowTotal),
-		FlowUsed:     num(p.FlowUsed),
-		FlowLeft:     num(p.FlowLeft),
-		Quantity:     num(p.Quantity),
-		Activated:    num(p.ActivatedQuantity),
-		Inactive:     num(p.InactiveQuantity),
-		Disassembled: num(p.DisassembledAmount),
 		BillingCycle: str(p.BillingCycle),
+	}
+	u := &out.Unknown
+	known(&out.FlowTotal, p.FlowTotal, u, poolFlowTotal)
+	known(&out.FlowUsed, p.FlowUsed, u, poolFlowUsed)
+	known(&out.FlowLeft, p.FlowLeft, u, poolFlowLeft)
+	known(&out.Quantity, p.Quantity, u, poolQuantity)
+	known(&out.Activated, p.ActivatedQuantity, u, poolActivated)
+	known(&out.Inactive, p.InactiveQuantity, u, poolInactive)
+	known(&out.Disassembled, p.DisassembledAmount, u, poolDisassembled)
+	if err := out.Validate(); err != nil {
+		return err
 	}
 	var err error
 	out.ExpiredTime, err = parseTime("expired_time", p.ExpiredTime)
-	return out, err
+	return err
 }

@@ -51,6 +51,11 @@ type Options struct {
 	Retries     int
 	Backoff     time.Duration
 	MaxBackoff  time.Duration
+	// ListAttempts is how often an inconsistent listing (drift between
+	// pages, Total and PageCount that disagree) is fetched again from
+	// scratch before the fetch fails; 0 means provider.DefaultListAttempts
+	// (3), negative 1.
+	ListAttempts int
 
 	HTTPClient *http.Client
 	Now        func() time.Time
@@ -87,9 +92,9 @@ func New(o Options) (*Client, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{}
-	}
+	// API requests never follow redirects (DESIGN §6): a copy of the
+	// configured client answers 3xx as they are.
+	o.HTTPClient = provider.NoRedirects(o.HTTPClient)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -107,52 +112,48 @@ func New(o Options) (*Client, error) {
 		Limiter: rate.NewLimiter(rate.Limit(o.Rate), o.Concurrency), Logger: o.Logger}}, nil
 }
 
-// Fetch lists every card, complete or not at all, and derives the pools.
+// Fetch lists every card, complete and consistent or not at all (DESIGN
+// §6), and derives the pools.
 func (c *Client) Fetch(ctx context.Context) (fleet.Snapshot, error) {
-	first, p, err := c.page(ctx, 1)
+	l := &provider.Listing[fleet.Card]{
+		Provider: "linkcard", Instance: c.o.Name, Name: "ListCardInfo", Noun: "card", CountName: "Total",
+		PageSize: c.o.PageSize, Concurrency: c.o.Concurrency, Attempts: c.o.ListAttempts,
+		Backoff: c.o.Backoff, MaxBackoff: c.o.MaxBackoff, Logger: c.o.Logger,
+		Fetch: c.page,
+		ID:    func(c *fleet.Card) string { return c.ID },
+	}
+	cards, err := l.All(ctx)
 	if err != nil {
 		return fleet.Snapshot{}, err
 	}
-	pages := p.PageCount
-	if want := (p.Total + c.o.PageSize - 1) / c.o.PageSize; want > pages {
-		pages = want
+	pools := derivePools(c.o.Name, cards, c.o.Now())
+	for i := range pools {
+		if err := pools[i].Validate(); err != nil {
+			return fleet.Snapshot{}, fmt.Errorf("linkcard: ListCardInfo: pool %s derived from its cards: %w", pools[i].ID, err)
+		}
 	}
-	cards, err := provider.Pages(ctx, c.o.Concurrency, pages, first, func(ctx context.Context, n int) ([]fleet.Card, error) {
-		items, _, err := c.page(ctx, n)
-		return items, err
-	})
-	if err != nil {
-		return fleet.Snapshot{}, err
-	}
-	return fleet.Snapshot{Cards: cards, Pools: derivePools(c.o.Name, cards, c.o.Now())}, nil
+	return fleet.Snapshot{Cards: cards, Pools: pools}, nil
 }
 
-func (c *Client) page(ctx context.Context, n int) ([]fleet.Card, page, error) {
+// page fetches and decodes page n, with retries.
+func (c *Client) page(ctx context.Context, n int) (provider.Page[fleet.Card], error) {
 	op := fmt.Sprintf("ListCardInfo page %d", n)
-	var cards []fleet.Card
-	var pg page
+	var pg provider.Page[fleet.Card]
 	err := c.retrier.Do(ctx, op, func(ctx context.Context) error {
-		resp, err := c.call(ctx, op, map[string]string{"Action": "ListCardInfo", "PageNo": strconv.Itoa(n), "PageSize": strconv.Itoa(c.o.PageSize)})
+		resp, body, err := c.call(ctx, op, map[string]string{"Action": "ListCardInfo", "PageNo": strconv.Itoa(n), "PageSize": strconv.Itoa(c.o.PageSize)})
 		if err != nil {
 			return err
 		}
-		if resp.Data == nil {
-			return &provider.PageError{Provider: "linkcard", Op: op, RequestID: resp.RequestID, Err: errors.New("answer has no Data")}
-		}
-		pg = *resp.Data
-		cards = make([]fleet.Card, len(pg.List))
-		for i := range pg.List {
-			if cards[i], err = pg.List[i].card(c.o.Name); err != nil {
-				return &provider.PageError{Provider: "linkcard", Op: op, RequestID: resp.RequestID, Err: fmt.Errorf("List[%d]: %w", i, err)}
-			}
+		if pg, err = decodeData(c.o.Name, resp, body); err != nil {
+			return &provider.PageError{Provider: "linkcard", Op: op, RequestID: resp.RequestID, Err: err}
 		}
 		return nil
 	})
-	return cards, pg, err
+	return pg, err
 }
 
 // call signs and sends one RPC request and checks the envelope.
-func (c *Client) call(ctx context.Context, op string, params map[string]string) (*response, error) {
+func (c *Client) call(ctx context.Context, op string, params map[string]string) (*response, []byte, error) {
 	params["Format"] = "JSON"
 	params["Version"] = APIVersion
 	params["AccessKeyId"] = c.o.AccessKeyID
@@ -167,17 +168,20 @@ func (c *Client) call(ctx context.Context, op string, params map[string]string) 
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("linkcard: %s: %w", op, err)
+		return nil, nil, fmt.Errorf("linkcard: %s: %w", op, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	httpResp, err := c.o.HTTPClient.Do(req)
 	if err != nil {
-		return nil, &provider.TransportError{Op: "linkcard: " + op, Err: redact(err), Timeout: rctx.Err() != nil && ctx.Err() == nil}
+		return nil, nil, &provider.TransportError{Op: "linkcard: " + op, Err: redact(err), Timeout: rctx.Err() != nil && ctx.Err() == nil}
 	}
 	defer httpResp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(httpResp.Body, maxBody))
 	if err != nil {
-		return nil, &provider.TransportError{Op: "linkcard: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
+		return nil, nil, &provider.TransportError{Op: "linkcard: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
+	}
+	if err := provider.CheckRedirect("linkcard", op, httpResp); err != nil {
+		return nil, nil, err
 	}
 	var resp response
 	decodeErr := json.Unmarshal(body, &resp)
@@ -189,15 +193,15 @@ func (c *Client) call(ctx context.Context, op string, params map[string]string) 
 		if s, err := strconv.Atoi(httpResp.Header.Get("Retry-After")); err == nil && s > 0 {
 			e.retryAfter = time.Duration(s) * time.Second
 		}
-		return nil, e
+		return nil, nil, e
 	}
 	if decodeErr != nil {
-		return nil, &provider.PageError{Provider: "linkcard", Op: op, Err: decodeErr}
+		return nil, nil, &provider.PageError{Provider: "linkcard", Op: op, Err: decodeErr}
 	}
 	if (resp.Success != nil && !*resp.Success) || (resp.Code != "" && resp.Code != "200") {
-		return nil, &APIError{Op: op, Status: httpResp.StatusCode, Code: resp.Code, Message: resp.ErrorMessage, RequestID: resp.RequestID}
+		return nil, nil, &APIError{Op: op, Status: httpResp.StatusCode, Code: resp.Code, Message: resp.ErrorMessage, RequestID: resp.RequestID}
 	}
-	return &resp, nil
+	return &resp, body, nil
 }
 
 // redact drops the request URL, which carries the signature and access key

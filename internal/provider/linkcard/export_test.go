@@ -8,6 +8,6 @@ import (
 
 // FetchPage fetches one page of the listing.
 func FetchPage(ctx context.Context, c *Client, n int) ([]fleet.Card, error) {
-	cards, _, err := c.page(ctx, n)
-	return cards, err
+	p, err := c.page(ctx, n)
+	return p.Items, err
 }

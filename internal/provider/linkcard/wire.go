@@ -1,12 +1,15 @@
 package linkcard
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/provider"
 )
 
 // response is the envelope of every LinkCard answer (seed 002). HTTP errors
@@ -21,26 +24,28 @@ type response struct {
 	Data         *page  `json:"Data"`
 }
 
+// page is ListCardInfo's Data. Pointers tell a missing key from a value.
 type page struct {
-	PageNo    int       `json:"PageNo"`
-	PageSize  int       `json:"PageSize"`
-	PageCount int       `json:"PageCount"`
-	Total     int       `json:"Total"`
-	List      []cardDTO `json:"List"`
+	PageNo    int        `json:"PageNo"`
+	PageSize  int        `json:"PageSize"`
+	PageCount *int       `json:"PageCount"`
+	Total     *int       `json:"Total"`
+	List      *[]cardDTO `json:"List"`
 }
 
-// cardDTO is ListCardInfo's CardDTO, the fields simwatch uses.
+// cardDTO is ListCardInfo's CardDTO, the fields simwatch uses. The fields
+// that may be unknown are pointers: nil is left out or null, never 0.
 type cardDTO struct {
-	Iccid          string   `json:"Iccid"`
-	Status         string   `json:"Status"`
-	OsStatus       string   `json:"OsStatus"`
+	Iccid          *string  `json:"Iccid"`
+	Status         *string  `json:"Status"`
+	OsStatus       *string  `json:"OsStatus"`
 	DataType       string   `json:"DataType"`
 	CredentialType string   `json:"CredentialType"`
 	CredentialNo   string   `json:"CredentialNo"`
 	PoolID         string   `json:"PoolId"`
-	PeriodRestFlow string   `json:"PeriodRestFlow"`
-	PeriodAddFlow  string   `json:"PeriodAddFlow"`
-	DataLevel      string   `json:"DataLevel"`
+	PeriodRestFlow *string  `json:"PeriodRestFlow"`
+	PeriodAddFlow  *string  `json:"PeriodAddFlow"`
+	DataLevel      *string  `json:"DataLevel"`
 	ExpireTime     string   `json:"ExpireTime"`
 	ActiveTime     string   `json:"ActiveTime"`
 	Vendor         string   `json:"Vendor"`
@@ -56,7 +61,70 @@ type cardDTO struct {
 	} `json:"TagList"`
 }
 
-// StatusName maps LinkCard's Status to the normalised status.
+// The Unknown bits the decoder sets.
+var (
+	cardStatus         = fleet.CardField("status")
+	cardOperatorStatus = fleet.CardField("operator_status")
+	cardFlowUsed       = fleet.CardField("flow_used")
+	cardFlowLeft       = fleet.CardField("flow_left")
+	cardFlowTotal      = fleet.CardField("flow_total")
+
+	poolFlowTotal    = fleet.PoolField("flow_total")
+	poolFlowUsed     = fleet.PoolField("flow_used")
+	poolFlowLeft     = fleet.PoolField("flow_left")
+	poolActivated    = fleet.PoolField("activated")
+	poolInactive     = fleet.PoolField("inactive")
+	poolDisassembled = fleet.PoolField("disassembled")
+)
+
+// errMissing is a required key that is missing or null.
+func errMissing(key string) error { return fmt.Errorf("%s: missing or null", key) }
+
+// decodeData checks ListCardInfo's Data and decodes its cards. body is the
+// whole answer, read again only to tell a null List from a missing one.
+func decodeData(name string, resp *response, body []byte) (provider.Page[fleet.Card], error) {
+	var out provider.Page[fleet.Card]
+	d := resp.Data
+	switch {
+	case d == nil:
+		return out, errMissing("Data")
+	case d.Total == nil:
+		return out, errMissing("Data.Total")
+	case d.PageCount == nil:
+		return out, errMissing("Data.PageCount")
+	}
+	out.Count, out.PageCount, out.HasPageCount = int64(*d.Total), *d.PageCount, true
+	if d.List == nil {
+		// null is an empty page (short, if Total says more); missing is no page.
+		var m struct {
+			Data map[string]json.RawMessage `json:"Data"`
+		}
+		if err := json.Unmarshal(body, &m); err != nil {
+			return out, err
+		}
+		for k := range m.Data {
+			if strings.EqualFold(k, "List") {
+				return out, nil
+			}
+		}
+		return out, fmt.Errorf("Data.List: missing")
+	}
+	list := *d.List
+	out.Items = make([]fleet.Card, len(list))
+	for i := range list {
+		if err := list[i].card(name, &out.Items[i]); err != nil {
+			out.Items = nil
+			if id := list[i].Iccid; id != nil && *id != "" {
+				return out, fmt.Errorf("List[%d] (Iccid %s): %w", i, *id, err)
+			}
+			return out, fmt.Errorf("List[%d]: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// StatusName maps LinkCard's Status to the normalised status, or "" for a
+// code the DESIGN table does not list (the card's status is then unknown).
 func StatusName(code int) string {
 	switch code {
 	case 10:
@@ -70,7 +138,7 @@ func StatusName(code int) string {
 	case 50:
 		return fleet.StatusTerminated
 	}
-	return "unknown"
+	return ""
 }
 
 // sharedDataTypes are the DataTypes whose cards draw on a shared pool
@@ -117,14 +185,27 @@ func (d *cardDTO) poolKey() string {
 	return ""
 }
 
-func (d *cardDTO) card(provider string) (fleet.Card, error) {
-	if d.Iccid == "" {
-		return fleet.Card{}, fmt.Errorf("Iccid missing")
+// code parses a status code; missing, null or "" is not given.
+func code(field string, p *string) (v int, given bool, err error) {
+	if p == nil || *p == "" {
+		return 0, false, nil
 	}
-	c := fleet.Card{
-		Provider:    provider,
-		ID:          d.Iccid,
-		ICCID:       d.Iccid,
+	v, err = strconv.Atoi(*p)
+	if err != nil {
+		return 0, true, fmt.Errorf("%s: %q is not a status code", field, *p)
+	}
+	return v, true, nil
+}
+
+func (d *cardDTO) card(name string, c *fleet.Card) error {
+	if d.Iccid == nil || *d.Iccid == "" {
+		return errMissing("Iccid")
+	}
+	iccid := *d.Iccid
+	*c = fleet.Card{
+		Provider:    name,
+		ID:          iccid,
+		ICCID:       iccid,
 		MSISDN:      first(d.Msisdn),
 		IMSI:        first(d.Imsi),
 		PoolID:      d.poolKey(),
@@ -134,49 +215,64 @@ func (d *cardDTO) card(provider string) (fleet.Card, error) {
 		NetworkType: d.NetworkType,
 	}
 	var err error
-	if c.StatusCode, err = strconv.Atoi(d.Status); err != nil {
-		return c, fmt.Errorf("card %s: Status %q is not a status code", d.Iccid, d.Status)
+	var given bool
+	if c.StatusCode, given, err = code("Status", d.Status); err != nil {
+		return err
+	} else if !given {
+		return errMissing("Status")
 	}
-	c.Status = StatusName(c.StatusCode)
-	if d.OsStatus != "" {
-		if c.OperatorStatus, err = strconv.Atoi(d.OsStatus); err != nil {
-			return c, fmt.Errorf("card %s: OsStatus %q is not a status code", d.Iccid, d.OsStatus)
-		}
+	if c.Status = StatusName(c.StatusCode); c.Status == "" {
+		c.Unknown |= cardStatus
 	}
-	for _, f := range []struct {
+	if c.OperatorStatus, given, err = code("OsStatus", d.OsStatus); err != nil {
+		return err
+	} else if !given {
+		c.Unknown |= cardOperatorStatus
+	}
+	for _, f := range [...]struct {
 		name string
-		in   string
+		in   *string
 		out  *float64
-	}{{"DataLevel", d.DataLevel, &c.FlowTotal}, {"PeriodAddFlow", d.PeriodAddFlow, &c.FlowUsed}, {"PeriodRestFlow", d.PeriodRestFlow, &c.FlowLeft}} {
-		if *f.out, err = ParseFlow(f.in); err != nil {
-			return c, fmt.Errorf("card %s: %s: %w", d.Iccid, f.name, err)
+		bit  fleet.Unknown
+	}{{"DataLevel", d.DataLevel, &c.FlowTotal, cardFlowTotal}, {"PeriodAddFlow", d.PeriodAddFlow, &c.FlowUsed, cardFlowUsed}, {"PeriodRestFlow", d.PeriodRestFlow, &c.FlowLeft, cardFlowLeft}} {
+		if f.in == nil || *f.in == "" {
+			c.Unknown |= f.bit
+			continue
 		}
+		if *f.out, err = ParseFlow(*f.in); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return err
 	}
 	if c.ExpireTime, err = parseTime("ExpireTime", d.ExpireTime); err != nil {
-		return c, fmt.Errorf("card %s: %w", d.Iccid, err)
+		return err
 	}
 	if c.ActDate, err = parseTime("ActiveTime", d.ActiveTime); err != nil {
-		return c, fmt.Errorf("card %s: %w", d.Iccid, err)
+		return err
 	}
 	for _, t := range d.TagList {
 		if name := strings.TrimSpace(t.TagName); name != "" {
 			c.Tags = append(c.Tags, name)
 		}
 	}
-	for k, v := range map[string]string{"data_type": d.DataType, "sim_type": d.SimType, "remark": d.Remark} {
-		if v != "" {
+	for _, a := range [...]struct{ k, v string }{{"data_type", d.DataType}, {"sim_type", d.SimType}, {"remark", d.Remark}} {
+		if a.v != "" {
 			if c.Attributes == nil {
 				c.Attributes = map[string]string{}
 			}
-			c.Attributes[k] = v
+			c.Attributes[a.k] = a.v
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // derivePools builds a Pool for every pool key the cards share: totals, usage
 // and what is left are summed over the members (LinkCard lists no pools).
-// The billing cycle is the month of now in China time.
+// A sum is unknown when any member's figure is, and the member counts by
+// status are unknown when any member's status is. The billing cycle is the
+// month of now in China time.
 func derivePools(provider string, cards []fleet.Card, now time.Time) []fleet.Pool {
 	index := map[string]int{}
 	var pools []fleet.Pool
@@ -193,6 +289,15 @@ func derivePools(provider string, cards []fleet.Card, now time.Time) []fleet.Poo
 				BillingCycle: now.In(chinaTime).Format("2006-01")})
 		}
 		p := &pools[j]
+		if c.Unknown.Has(cardFlowTotal) {
+			p.Unknown |= poolFlowTotal
+		}
+		if c.Unknown.Has(cardFlowUsed) {
+			p.Unknown |= poolFlowUsed
+		}
+		if c.Unknown.Has(cardStatus) {
+			p.Unknown |= poolActivated | poolInactive | poolDisassembled
+		}
 		p.FlowTotal += c.FlowTotal
 		p.FlowUsed += c.FlowUsed
 		p.Quantity++
@@ -201,6 +306,7 @@ func derivePools(provider string, cards []fleet.Card, now time.Time) []fleet.Poo
 			p.Activated++
 		case fleet.StatusTerminated:
 			p.Disassembled++
+		case "":
 		default:
 			p.Inactive++
 		}
@@ -209,19 +315,40 @@ func derivePools(provider string, cards []fleet.Card, now time.Time) []fleet.Poo
 		}
 	}
 	for i := range pools {
-		pools[i].FlowTotal = round6(pools[i].FlowTotal)
-		pools[i].FlowUsed = round6(pools[i].FlowUsed)
-		pools[i].FlowLeft = round6(pools[i].FlowTotal - pools[i].FlowUsed)
+		p := &pools[i]
+		p.FlowTotal = round6(p.FlowTotal)
+		p.FlowUsed = round6(p.FlowUsed)
+		p.FlowLeft = round6(p.FlowTotal - p.FlowUsed)
+		if p.Unknown.Has(poolFlowTotal | poolFlowUsed) {
+			p.Unknown |= poolFlowLeft
+		}
+		// An unknown figure holds 0 as a placeholder, never a partial sum.
+		for _, f := range [...]struct {
+			bit fleet.Unknown
+			v   *float64
+		}{{poolFlowTotal, &p.FlowTotal}, {poolFlowUsed, &p.FlowUsed}, {poolFlowLeft, &p.FlowLeft}} {
+			if p.Unknown.Has(f.bit) {
+				*f.v = 0
+			}
+		}
+		for _, f := range [...]struct {
+			bit fleet.Unknown
+			v   *int
+		}{{poolActivated, &p.Activated}, {poolInactive, &p.Inactive}, {poolDisassembled, &p.Disassembled}} {
+			if p.Unknown.Has(f.bit) {
+				*f.v = 0
+			}
+		}
 	}
 	return pools
 }
 
-// round6 drops float noise from sums, so an unchanged pool keeps its fingerprint.
+// round6 drops float noise from sums, so an unchanged pool keeps its
+// fingerprint. Figures too large for a micro-MB fraction stay as they are.
 func round6(v float64) float64 {
 	const k = 1e6
-	r := v * k
-	if r < 0 {
-		return float64(int64(r-0.5)) / k
+	if r := v * k; math.Abs(r) < 1<<53 {
+		return math.Round(r) / k
 	}
-	return float64(int64(r+0.5)) / k
+	return v
 }
