@@ -44,6 +44,10 @@ func (s *Server) query(on string) http.HandlerFunc {
 				if err != nil {
 					return err
 				}
+				meta, err := pt.Meta()
+				if err != nil {
+					return err
+				}
 				q.ReadHistory(func(entity, id string) fleet.History {
 					key := store.CardHistoryKey(id)
 					if entity == fleet.EntityPool {
@@ -51,7 +55,8 @@ func (s *Server) query(on string) http.HandlerFunc {
 					}
 					h, _ := pt.History(key)
 					return h
-				})
+				}, meta.HistoryThrough)
+				q.ReadFirstIMEI(pt.FirstIMEI)
 				if on == fleet.EntityCard {
 					err = pt.ForEachCard(func(_ string, enc []byte) error {
 						c, err := store.DecodeCard(enc)

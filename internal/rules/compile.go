@@ -91,15 +91,26 @@ func (r *Rule) compile() *file.Error {
 
 // fieldReads finds the entity fields an expression reads: by name, through
 // prev.name, changed("name") (both), and helpers that read a field.
-// known("name") reads nothing: it asks whether the value is there.
+// known("name") reads nothing: it asks whether the value is there. Where
+// the analysis cannot tell which field is read — the whole environment
+// ($env), or prev used as a value (let p = prev, [prev], get(prev, f)) —
+// the expression counts as reading every field.
 func fieldReads(node ast.Node, on string) (cur, prev fleet.Unknown) {
 	bit := fleet.CardField
 	if on == fleet.EntityPool {
 		bit = fleet.PoolField
 	}
+	const all = ^fleet.Unknown(0)
+	prevUses, prevMembers := 0, 0
 	ast.Find(node, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.IdentifierNode:
+			switch n.Value {
+			case "$env":
+				cur, prev = all, all
+			case "prev":
+				prevUses++
+			}
 			cur |= bit(n.Value)
 			for _, f := range helperReads[n.Value] {
 				cur |= bit(f)
@@ -107,6 +118,7 @@ func fieldReads(node ast.Node, on string) (cur, prev fleet.Unknown) {
 		case *ast.MemberNode:
 			if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "prev" {
 				if s, ok := n.Property.(*ast.StringNode); ok {
+					prevMembers++
 					prev |= bit(s.Value)
 				}
 			}
@@ -120,23 +132,10 @@ func fieldReads(node ast.Node, on string) (cur, prev fleet.Unknown) {
 		}
 		return false
 	})
-	return cur, prev
-}
-
-// offsetPosition turns a rune offset into a 1-based line and 0-based column,
-// as expr reports them.
-func offsetPosition(src string, from int) (line, col int) {
-	line = 1
-	for i, r := range []rune(src) {
-		if i == from {
-			break
-		}
-		col++
-		if r == '\n' {
-			line, col = line+1, 0
-		}
+	if prevUses > prevMembers {
+		prev = all // prev itself is passed around: any field may be read
 	}
-	return line, col
+	return cur, prev
 }
 
 var unknownName = regexp.MustCompile(`unknown name ([A-Za-z_][A-Za-z0-9_]*)`)
@@ -181,4 +180,20 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// offsetPosition turns a rune offset into a 1-based line and 0-based column,
+// as expr reports them.
+func offsetPosition(src string, from int) (line, col int) {
+	line = 1
+	for i, r := range []rune(src) {
+		if i == from {
+			break
+		}
+		col++
+		if r == '\n' {
+			line, col = line+1, 0
+		}
+	}
+	return line, col
 }

@@ -46,8 +46,14 @@ func NewQuery(on, src string, now time.Time) (*Query, error) {
 	return &Query{on: on, program: prog, reads: reads, cycle: set.newCycle("", now, map[string]*Alert{})}, nil
 }
 
-// ReadHistory lets the query's usage helpers read history.
-func (q *Query) ReadHistory(read func(entity, id string) fleet.History) { q.cycle.usage.read = read }
+// ReadHistory lets the query's usage helpers read history, as rules read
+// it: through is the last day the provider's daily data covers (0: none).
+func (q *Query) ReadHistory(read func(entity, id string) fleet.History, through int32) {
+	q.cycle.usage.read, q.cycle.usage.through = read, through
+}
+
+// ReadFirstIMEI lets first_imei() read what the poller recorded.
+func (q *Query) ReadFirstIMEI(read func(cardID string) string) { q.cycle.usage.firstIMEI = read }
 
 // MatchCard reports whether a card matches.
 func (q *Query) MatchCard(c *fleet.Card) (bool, error) {
