@@ -37,8 +37,12 @@ type testFile struct {
 	// ClockEvery is the watcher's clock_every the tests assume (default
 	// DefaultClockEvery, as the daemon's): how often rules that read the
 	// clock or the history run on cards that did not change.
-	ClockEvery string     `yaml:"clock_every"`
-	Tests      []testCase `yaml:"tests"`
+	ClockEvery string `yaml:"clock_every"`
+	// History says where usage history comes from: "daily" (a provider
+	// daily API, as GSL; card_history and pool_history give it) or
+	// "listings" (derived from flow_used between steps, as LinkCard).
+	History string     `yaml:"history"`
+	Tests   []testCase `yaml:"tests"`
 }
 
 // DefaultClockEvery is the daemon's default clock_every, which rule tests
@@ -117,10 +121,15 @@ func RunTestFile(path string) ([]TestResult, error) {
 			return nil, fmt.Errorf("%s: clock_every: %q is not a duration (e.g. 1h, or 0 for every step)", path, tf.ClockEvery)
 		}
 	}
+	switch tf.History {
+	case "", "daily", "listings":
+	default:
+		return nil, fmt.Errorf("%s: history: %q is daily or listings", path, tf.History)
+	}
 	var out []TestResult
 	for _, tc := range tf.Tests {
 		res := TestResult{File: path, Name: tc.Name}
-		if err := runCase(set, clockEvery, tc, &res); err != nil {
+		if err := runCase(set, clockEvery, tf.History == "listings", tc, &res); err != nil {
 			res.Failures = append(res.Failures, err.Error())
 		}
 		out = append(out, res)
@@ -128,10 +137,12 @@ func RunTestFile(path string) ([]TestResult, error) {
 	return out, nil
 }
 
-func runCase(set *Set, clockEvery time.Duration, tc testCase, res *TestResult) error {
+func runCase(set *Set, clockEvery time.Duration, listings bool, tc testCase, res *TestResult) error {
 	var state State
 	cards, pools := map[string]fleet.Card{}, map[string]fleet.Pool{}
 	firstIMEI := map[string]string{}
+	// history is kept from step to step, as the daemon's store keeps it.
+	history := map[HistoryKey]fleet.History{}
 	now := defaultTestStart
 	for i, st := range tc.Steps {
 		switch {
@@ -157,31 +168,32 @@ func runCase(set *Set, clockEvery time.Duration, tc testCase, res *TestResult) e
 			return fmt.Errorf("step %d: %w", i+1, err)
 		}
 		today := fleet.DayOf(now)
-		out := set.Evaluate(Input{
-			Provider:   "test",
-			Now:        now,
-			State:      state,
-			Cards:      listing(curCards, cards, func(c *fleet.Card) string { return c.ID }),
-			Pools:      listing(curPools, pools, func(p *fleet.Pool) string { return p.ID }),
-			FirstIMEI:  func(id string) string { return firstIMEI[id] },
-			ClockEvery: clockEvery,
-			// A step's card_history ends yesterday: the provider has
-			// published through yesterday.
-			HistoryThrough: today - 1,
-			History: func(entity, id string) fleet.History {
-				days := st.CardHistory[id]
-				if entity == fleet.EntityPool {
-					days = st.PoolHistory[id]
-				}
-				h := fleet.History{}
-				if len(days) > 0 {
-					h.Source = fleet.HistoryDaily
-				}
+		given := func(entity string, byID map[string][]float64) {
+			for id, days := range byID {
+				h := fleet.History{Source: fleet.HistoryDaily}
 				for j, mb := range days {
-					h.Set(today-int32(len(days)-j), mb)
+					h.Set(today-int32(len(days)-j), mb) // the last is yesterday
 				}
-				return h
-			},
+				history[HistoryKey{entity, id}] = h
+			}
+		}
+		given(fleet.EntityCard, st.CardHistory)
+		given(fleet.EntityPool, st.PoolHistory)
+		var through int32
+		if !listings {
+			through = today - 1 // the provider has published through yesterday
+		}
+		out := set.Evaluate(Input{
+			Provider:       "test",
+			Now:            now,
+			State:          state,
+			Cards:          listing(curCards, cards, func(c *fleet.Card) string { return c.ID }),
+			Pools:          listing(curPools, pools, func(p *fleet.Pool) string { return p.ID }),
+			FirstIMEI:      func(id string) string { return firstIMEI[id] },
+			ClockEvery:     clockEvery,
+			SnapshotUsage:  listings,
+			HistoryThrough: through,
+			History:        func(entity, id string) fleet.History { return history[HistoryKey{entity, id}] },
 		})
 		if len(out.Errors) > 0 {
 			return fmt.Errorf("step %d: %v", i+1, out.Errors[0])
@@ -190,6 +202,9 @@ func runCase(set *Set, clockEvery time.Duration, tc testCase, res *TestResult) e
 		state.Apply(&out)
 		for id, imei := range out.FirstIMEI {
 			firstIMEI[id] = imei
+		}
+		for k, h := range out.History {
+			history[k] = h
 		}
 		keep(curCards, cards, out.RemovedCards, func(c *fleet.Card) string { return c.ID })
 		keep(curPools, pools, out.RemovedPools, func(p *fleet.Pool) string { return p.ID })
