@@ -28,7 +28,7 @@ type Card struct {
 	ICCID          string            `json:"iccid" expr:"iccid" doc:"|the SIM's ICCID"`
 	MSISDN         string            `json:"msisdn" expr:"msisdn" doc:"|the phone number"`
 	IMSI           string            `json:"imsi" expr:"imsi" doc:"|the subscriber identity"`
-	IMEI           string            `json:"imei" expr:"imei" doc:"|the device the SIM is in (GSL only)"`
+	IMEI           string            `json:"imei" expr:"imei" unknown:"" doc:"|the device the SIM is in (GSL only)"`
 	Status         string            `json:"status" expr:"status" unknown:"" doc:"|test, inactive, active, suspended or terminated; unknown for a code simwatch does not know (status_code keeps it)"`
 	StatusCode     int               `json:"status_code" expr:"status_code" doc:"|the provider's own status code"`
 	OperatorStatus int               `json:"operator_status" expr:"operator_status" unknown:"" doc:"|GSL stop reason (-1 normal, 1..7) or LinkCard OsStatus"`
@@ -37,8 +37,8 @@ type Card struct {
 	FlowTotal      float64           `json:"flow_total" expr:"flow_total" unknown:"" doc:"MB|the billing cycle's allowance"`
 	PoolID         string            `json:"pool_id" expr:"pool_id" doc:"|the pool the card draws on, if any"`
 	Plan           string            `json:"plan" expr:"plan" doc:"|the price plan (GSL) or package credential (LinkCard)"`
-	ExpireTime     time.Time         `json:"expire_time" expr:"expire_time" doc:"time|when the plan ends"`
-	ActDate        time.Time         `json:"act_date" expr:"act_date" doc:"time|when the card was activated"`
+	ExpireTime     time.Time         `json:"expire_time" expr:"expire_time" unknown:"" doc:"time|when the plan ends"`
+	ActDate        time.Time         `json:"act_date" expr:"act_date" unknown:"" doc:"time|when the card was activated"`
 	Tags           []string          `json:"tags" expr:"tags" doc:"|the card's tags"`
 	Attributes     map[string]string `json:"attributes" expr:"attributes" doc:"|custom attributes (GSL customer_attribute1..6; LinkCard data_type, sim_type, remark)"`
 	DeviceStatus   int               `json:"device_status" expr:"device_status" unknown:"" doc:"|GSL device status: 1 registered, 2 rebooted, 3 online, 4 offline"`

@@ -54,15 +54,26 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 		return nil
 	}
 	var meta store.Meta
+	yesterday := fleet.DayOf(now) - 1
+	// expected are the cards that already have daily history: a day the
+	// answer has for some cards but not for these is not complete yet
+	// (the provider publishes batch by batch).
+	expected := map[string]bool{}
 	err := p.o.Store.View(func(tx *store.Tx) error {
 		pt, err := tx.Provider(p.o.Provider)
 		if err != nil {
 			return err
 		}
-		meta, err = pt.Meta()
-		return err
+		if meta, err = pt.Meta(); err != nil || meta.HistoryThrough >= yesterday || now.Sub(meta.HistoryAskedAt) < dailyRetry {
+			return err
+		}
+		for i := range cards {
+			if h, err := pt.History(store.CardHistoryKey(cards[i].ID)); err == nil && h.Source == fleet.HistoryDaily && len(h.Days) > 0 {
+				expected[cards[i].ID] = true
+			}
+		}
+		return nil
 	})
-	yesterday := fleet.DayOf(now) - 1
 	if err != nil || meta.HistoryThrough >= yesterday || now.Sub(meta.HistoryAskedAt) < dailyRetry {
 		return nil
 	}
@@ -83,7 +94,8 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 		}
 	}
 	out := &dailyUsage{cards: map[string][]fleet.DayUsage{}, through: meta.HistoryThrough, askedAt: now}
-	had := map[int32]bool{}
+	rows := map[int32]int{}         // cards with a row, by day
+	expectedRows := map[int32]int{} // of them, expected ones
 	for _, q := range queries {
 		got, err := p.o.Daily(ctx, q[0], q[1], ids)
 		if err != nil {
@@ -93,9 +105,19 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 		for id, days := range got {
 			out.cards[id] = append(out.cards[id], days...)
 			for _, d := range days {
-				had[d.Day] = true
+				rows[d.Day]++
+				if expected[id] {
+					expectedRows[d.Day]++
+				}
 			}
 		}
+	}
+	// A day is had when every card with daily history has it; a day two
+	// days past is taken as it is, so that a card the provider dropped for
+	// good cannot hold the account's history back for longer.
+	had := make(map[int32]bool, len(rows))
+	for d, n := range rows {
+		had[d] = n > 0 && (expectedRows[d] == len(expected) || d < yesterday-1)
 	}
 	// Advance over the days the provider had, in order; the first day it
 	// did not have is asked again later. A backfill may start before the

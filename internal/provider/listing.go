@@ -9,7 +9,23 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/simwatch/simwatch/internal/fleet"
 )
+
+// UnknownBit is the Unknown bit of an entity's field ("card" or "pool") when
+// the fleet model lets that field be unknown (fleet.MayBeUnknown), and 0
+// otherwise: a decoder marks a missing value unknown wherever rules can read
+// it so, and nowhere else.
+func UnknownBit(entity, name string) fleet.Unknown {
+	if !fleet.MayBeUnknown(entity, name) {
+		return 0
+	}
+	if entity == fleet.EntityPool {
+		return fleet.PoolField(name)
+	}
+	return fleet.CardField(name)
+}
 
 // DefaultListAttempts is how many times a listing is fetched from scratch
 // before an inconsistent listing fails.

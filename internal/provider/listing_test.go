@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/provider"
 )
 
@@ -232,7 +233,7 @@ type cancelOnLog struct {
 	cancel context.CancelFunc
 }
 
-func (h cancelOnLog) Enabled(context.Context, slog.Level) bool   { return true }
+func (h cancelOnLog) Enabled(context.Context, slog.Level) bool  { return true }
 func (h cancelOnLog) Handle(context.Context, slog.Record) error { h.cancel(); return nil }
 
 func TestListingCancelledWhileWaiting(t *testing.T) {
@@ -289,4 +290,14 @@ func TestRedirectsNotFollowed(t *testing.T) {
 	}
 	require.Zero(t, hits.Load(), "the redirect target was never asked")
 	require.Nil(t, provider.NoRedirects(nil).Transport)
+}
+
+func TestUnknownBit(t *testing.T) {
+	require.Equal(t, fleet.CardField("flow_left"), provider.UnknownBit(fleet.EntityCard, "flow_left"))
+	require.Equal(t, fleet.PoolField("quantity"), provider.UnknownBit(fleet.EntityPool, "quantity"))
+	require.Zero(t, provider.UnknownBit(fleet.EntityCard, "iccid"), "a field that may not be unknown")
+	require.Zero(t, provider.UnknownBit(fleet.EntityCard, "no_such_field"))
+	for _, name := range []string{"imei", "act_date", "expire_time"} {
+		require.Equal(t, fleet.MayBeUnknown(fleet.EntityCard, name), provider.UnknownBit(fleet.EntityCard, name) != 0, name)
+	}
 }

@@ -36,6 +36,20 @@ func compileExpr(src, on string) (*vm.Program, *file.Error) {
 		}
 		return nil, &file.Error{Message: err.Error(), Line: 1, Column: 0}
 	}
+	// $env reads fields by computed name, which defeats the checks that keep
+	// unknown values from firing and that classify transitions.
+	var envErr *file.Error
+	ast.Find(prog.Node(), func(n ast.Node) bool {
+		if id, ok := n.(*ast.IdentifierNode); ok && id.Value == "$env" && envErr == nil {
+			loc := id.Location()
+			line, col := offsetPosition(src, loc.From)
+			envErr = &file.Error{Location: loc, Line: line, Column: col, Message: "$env is not available: use the field names (see `watcher rules fields`)"}
+		}
+		return false
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
 	return prog, nil
 }
 

@@ -35,7 +35,7 @@ type helpers struct {
 	HoursSince func(t time.Time) float64  `expr:"hours_since" doc:"hours|hours since a time"`
 
 	// Usage history (daily MB, China-time days).
-	UsageToday             func() float64              `expr:"usage_today" doc:"MB|used today (China time), from listings; GSL daily data ends yesterday"`
+	UsageToday             func() float64              `expr:"usage_today" doc:"MB|used today (China time), from listings; unknown with provider daily data (GSL), which ends yesterday"`
 	UsageLast              func(window string) float64 `expr:"usage_last" doc:"MB|used over a window of whole days including today, e.g. usage_last(\"168h\"); with provider daily data (GSL), the window's days end at the last day the provider has published"`
 	DailyAvg               func(days int) float64      `expr:"daily_avg" doc:"MB/day|average daily use over the last n complete days with data"`
 	DaysToExhaust          func() float64              `expr:"days_to_exhaust" doc:"days|flow_left divided by the 7-day average; +Inf when nothing is used"`
@@ -79,7 +79,12 @@ func newHelpers(now time.Time, changed, known func(string) bool, h *usage) helpe
 			return h.firstIMEI(h.id)
 		},
 		UsageToday: func() float64 {
-			mb, _ := h.get().Get(h.today)
+			hist := h.get()
+			if hist.Source == fleet.HistoryDaily {
+				h.unknown = true // the provider's daily data never has today
+				return 0
+			}
+			mb, _ := hist.Get(h.today)
 			return mb
 		},
 		UsageLast: func(window string) float64 {
@@ -127,8 +132,11 @@ func newHelpers(now time.Time, changed, known func(string) bool, h *usage) helpe
 
 // usage reads the history of the entity being evaluated, once.
 type usage struct {
-	today     int32
-	through   int32 // the last day of provider daily data; 0 when none
+	today   int32
+	through int32 // the last day of provider daily data; 0 when none
+	// unknown is set by a helper that had no figure to give during one
+	// rule's run: the rule then counts as reading an unknown value.
+	unknown   bool
 	read      func(entity, id string) fleet.History
 	firstIMEI func(id string) string
 	entity    string

@@ -220,22 +220,17 @@ func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 			continue // first sight or unchanged: no transition
 		}
 		if unknown.Has(r.reads) || (hasPrev && prevUnknown.Has(r.readsPrev)) {
-			// A value the rule reads is unknown: it neither fires nor
-			// resolves; an alert it has holds as it is.
-			if !r.transition && c.alerted[entity+"\x00"+id] {
-				key := AlertKey(r.Name, entity, id)
-				if c.get(key) != nil {
-					c.touched[key] = true
-					if a := c.get(key); !a.Held {
-						c.mut(key).Held = true
-					}
-				}
-			}
+			c.hold(r, entity, id) // a value the rule reads is unknown
 			continue
 		}
+		c.usage.unknown = false
 		out, err := c.vm.Run(r.program, env)
 		if err != nil {
 			c.errs = append(c.errs, fmt.Errorf("rule %s on %s %s: %w", r.Name, entity, id, err))
+			continue
+		}
+		if c.usage.unknown {
+			c.hold(r, entity, id) // a helper had no figure to give
 			continue
 		}
 		holds, _ := out.(bool)
@@ -275,6 +270,22 @@ func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 			a.Values = values()
 		case a != nil && a.State != StateResolved:
 			c.clear(r, a, values())
+		}
+	}
+}
+
+// hold handles a rule that could not be evaluated because a value it reads
+// is unknown: it neither fires nor resolves, and an alert it has waits as
+// it is (Held: finish does not advance it either).
+func (c *cycle) hold(r *Rule, entity, id string) {
+	if r.transition || !c.alerted[entity+"\x00"+id] {
+		return
+	}
+	key := AlertKey(r.Name, entity, id)
+	if a := c.get(key); a != nil {
+		c.touched[key] = true
+		if !a.Held {
+			c.mut(key).Held = true
 		}
 	}
 }

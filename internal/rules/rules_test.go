@@ -217,3 +217,12 @@ func TestQuery(t *testing.T) {
 	_, err = NewQuery("card", `prev.status == "active"`, time.Now())
 	require.ErrorContains(t, err, "prev compares two listings")
 }
+
+func TestEnvIsRefused(t *testing.T) {
+	for _, when := range []string{`$env.flow_left < 10`, `get($env, "prev").flow_left < 1`, "flow_left < 10 &&\n  $env[\"flow_left\"] == 1"} {
+		_, err := Parse("r.yaml", []byte("rules:\n  - name: x\n    on: card\n    when: |\n      "+strings.ReplaceAll(when, "\n", "\n      ")+"\n"), LoadOptions{})
+		require.ErrorContains(t, err, "$env is not available", when)
+	}
+	_, err := Parse("r.yaml", []byte("rules:\n  - {name: x, on: card, when: 'plan == \"$env\"'}\n"), LoadOptions{})
+	require.NoError(t, err, "a string is only a string")
+}

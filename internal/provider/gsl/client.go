@@ -59,7 +59,7 @@ type Options struct {
 	// the fetch fails; 0 means provider.DefaultListAttempts (3), negative 1.
 	ListAttempts int
 
-	HTTPClient *http.Client
+	HTTPClient *http.Client // copied; the copy never follows redirects
 	Now        func() time.Time
 	Logger     *slog.Logger
 }

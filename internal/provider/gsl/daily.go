@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -54,7 +55,7 @@ func (c *Client) DailyFlow(ctx context.Context, q DailyQuery, cardIDs []string) 
 	if batches == 0 {
 		return map[string][]fleet.DayUsage{}, nil
 	}
-	fetch := func(ctx context.Context, batch int) ([]dailyRow, error) {
+	fetch := func(ctx context.Context, batch int) ([]dailyBatch, error) {
 		nums := ids[(batch-1)*DailyFlowBatch : min(batch*DailyFlowBatch, len(ids))]
 		body := map[string]any{"sim_card_ids": nums}
 		if q.Month != "" {
@@ -65,30 +66,77 @@ func (c *Client) DailyFlow(ctx context.Context, q DailyQuery, cardIDs []string) 
 		}
 		data, _ := json.Marshal(body)
 		op := fmt.Sprintf("POST /v1/sim-cards/batch-daily-flow batch %d", batch)
-		var rows []dailyRow
+		res := dailyBatch{batch: batch}
 		err := c.do(ctx, op, http.MethodPost, "/v1/sim-cards/batch-daily-flow", nil, data, func(b []byte, requestID string) error {
 			var err error
-			if rows, err = decodeDaily(b, q, nums); err != nil {
+			if res.rows, res.days, err = decodeDaily(b, q, nums); err != nil {
 				return &provider.PageError{Provider: "gsl", Op: op, RequestID: requestID, Err: err}
 			}
 			return nil
 		})
-		return rows, err
+		return []dailyBatch{res}, err
 	}
 	first, err := fetch(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := provider.Pages(ctx, c.o.Concurrency, batches, first, fetch)
+	results, err := provider.Pages(ctx, c.o.Concurrency, batches, first, fetch)
 	if err != nil {
 		return nil, err
 	}
+	// GSL publishes a day at some moment; when it falls while the batches
+	// are asked, the early batches lack the day the later ones have. Ask
+	// the batches that lack a day another had once more, so that a day is
+	// in the result for every card or (still unpublished) for none.
+	if lagging := laggingBatches(results); len(lagging) > 0 {
+		c.o.Logger.Warn("daily flow: a day appeared while the batches were asked; asking the earlier batches again",
+			"provider", c.o.Name, "batches", len(lagging))
+		again := func(ctx context.Context, k int) ([]dailyBatch, error) { return fetch(ctx, results[lagging[k-1]].batch) }
+		first, err := again(ctx, 1)
+		if err != nil {
+			return nil, err
+		}
+		redone, err := provider.Pages(ctx, c.o.Concurrency, len(lagging), first, again)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range lagging {
+			results[i] = redone[k]
+		}
+	}
 	out := make(map[string][]fleet.DayUsage, len(ids))
-	for _, r := range rows {
-		id := strconv.FormatInt(r.id, 10)
-		out[id] = append(out[id], r.usage)
+	for _, b := range results {
+		for _, r := range b.rows {
+			id := strconv.FormatInt(r.id, 10)
+			out[id] = append(out[id], r.usage)
+		}
 	}
 	return out, nil
+}
+
+// dailyBatch is one batch's answer: its rows and the days it had.
+type dailyBatch struct {
+	batch int
+	rows  []dailyRow
+	days  []int32 // distinct
+}
+
+// laggingBatches lists the indexes of the batches that lack a day another
+// batch had.
+func laggingBatches(results []dailyBatch) []int {
+	all := map[int32]struct{}{}
+	for _, b := range results {
+		for _, d := range b.days {
+			all[d] = struct{}{}
+		}
+	}
+	var lagging []int
+	for i, b := range results {
+		if len(b.days) < len(all) {
+			lagging = append(lagging, i)
+		}
+	}
+	return lagging
 }
 
 func isDate(s, layout string) bool {
@@ -116,13 +164,13 @@ type dailyAnswer []struct {
 // YYYYMMDD within the query's month (or the query's date), every row a card
 // of this batch with a flow in [0, fleet.MaxDailyMB]. A card×day given twice
 // is kept once if the flows agree and is an error if they differ.
-func decodeDaily(body []byte, q DailyQuery, batch []int64) ([]dailyRow, error) {
+func decodeDaily(body []byte, q DailyQuery, batch []int64) (rows []dailyRow, had []int32, err error) {
 	var days dailyAnswer
 	if err := json.Unmarshal(body, &days); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if days == nil {
-		return nil, fmt.Errorf("answer is null, want a list of days")
+		return nil, nil, fmt.Errorf("answer is null, want a list of days")
 	}
 	asked := make(map[int64]struct{}, len(batch))
 	for _, id := range batch {
@@ -133,41 +181,43 @@ func decodeDaily(body []byte, q DailyQuery, batch []int64) ([]dailyRow, error) {
 		day int32
 	}
 	seen := map[key]float64{}
-	var rows []dailyRow
 	for i, d := range days {
 		if d.Date == nil {
-			return nil, fmt.Errorf("days[%d]: date: missing or null", i)
+			return nil, nil, fmt.Errorf("days[%d]: date: missing or null", i)
 		}
 		date := *d.Date
 		t, err := time.Parse("20060102", date)
 		if err != nil || len(date) != 8 {
-			return nil, fmt.Errorf("days[%d]: date: %q is not YYYYMMDD", i, date)
+			return nil, nil, fmt.Errorf("days[%d]: date: %q is not YYYYMMDD", i, date)
 		}
 		if (q.Month != "" && date[:6] != q.Month) || (q.Date != "" && date != q.Date) {
-			return nil, fmt.Errorf("date %s: not in the requested %s", date, q.Month+q.Date)
+			return nil, nil, fmt.Errorf("date %s: not in the requested %s", date, q.Month+q.Date)
 		}
 		if d.SimFlow == nil {
-			return nil, fmt.Errorf("date %s: sim_flow: missing or null", date)
+			return nil, nil, fmt.Errorf("date %s: sim_flow: missing or null", date)
 		}
 		day := int32(t.Unix() / 86400)
+		if !slices.Contains(had, day) {
+			had = append(had, day)
+		}
 		for j, f := range *d.SimFlow {
 			if f.SimCardID == nil {
-				return nil, fmt.Errorf("date %s: sim_flow[%d]: sim_card_id: missing or null", date, j)
+				return nil, nil, fmt.Errorf("date %s: sim_flow[%d]: sim_card_id: missing or null", date, j)
 			}
 			id := *f.SimCardID
 			if _, ok := asked[id]; !ok {
-				return nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): sim_card_id: not asked for in this batch", date, j, id)
+				return nil, nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): sim_card_id: not asked for in this batch", date, j, id)
 			}
 			if f.Flow == nil {
-				return nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): flow: missing or null", date, j, id)
+				return nil, nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): flow: missing or null", date, j, id)
 			}
 			if err := fleet.CheckMB("flow", *f.Flow, fleet.MaxDailyMB, false); err != nil {
-				return nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): %w", date, j, id, err)
+				return nil, nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): %w", date, j, id, err)
 			}
 			k := key{id, day}
 			if prev, dup := seen[k]; dup {
 				if prev != *f.Flow {
-					return nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): flow: given twice, %g and %g MB", date, j, id, prev, *f.Flow)
+					return nil, nil, fmt.Errorf("date %s: sim_flow[%d] (sim_card_id %d): flow: given twice, %g and %g MB", date, j, id, prev, *f.Flow)
 				}
 				continue
 			}
@@ -175,7 +225,7 @@ func decodeDaily(body []byte, q DailyQuery, batch []int64) ([]dailyRow, error) {
 			rows = append(rows, dailyRow{id: id, usage: fleet.DayUsage{Day: day, MB: *f.Flow}})
 		}
 	}
-	return rows, nil
+	return rows, had, nil
 }
 
 // Card operations.

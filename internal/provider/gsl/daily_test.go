@@ -162,3 +162,24 @@ func TestDailyFlowSimulator(t *testing.T) {
 	}
 	require.Equal(t, 2, s.Stats().ByPath["batch-daily-flow"])
 }
+
+// GSL publishes a day at some moment; when it falls between the batches of
+// one request, the batch asked before it lacks the day the others have. That
+// batch is asked again, so every card has the day.
+func TestDailyFlowDayPublishedBetweenBatches(t *testing.T) {
+	s, ts := newSim(t, 250, 2, sim.Options{})
+	s.Fleet().Advance(1)
+	s.AddFault(sim.Fault{Kind: sim.FaultBody, Path: "batch-daily-flow", Count: 1, Body: `[]`})
+	c := newClient(t, gsl.Options{Endpoint: ts.URL, Token: "t"})
+	ids := make([]string, 250)
+	for i := range ids {
+		ids[i] = cardID(i)
+	}
+	got, err := c.DailyFlow(context.Background(), gsl.DailyQuery{Month: sim.DefaultStart.Format("200601")}, ids)
+	require.NoError(t, err)
+	require.Len(t, got, 250)
+	for _, id := range ids {
+		require.Len(t, got[id], sim.DefaultStart.Day(), id)
+	}
+	require.Equal(t, 3+1, s.Stats().ByPath["batch-daily-flow"], "the lagging batch asked again")
+}

@@ -84,6 +84,12 @@ var (
 	cardFlowLeft       = fleet.CardField("flow_left")
 	cardFlowTotal      = fleet.CardField("flow_total")
 
+	// Not (yet) fields that may be unknown in the fleet model: 0 until they are.
+	cardIMEI        = provider.UnknownBit(fleet.EntityCard, "imei")
+	cardActDate     = provider.UnknownBit(fleet.EntityCard, "act_date")
+	cardExpireTime  = provider.UnknownBit(fleet.EntityCard, "expire_time")
+	poolExpiredTime = provider.UnknownBit(fleet.EntityPool, "expired_time")
+
 	poolFlowTotal    = fleet.PoolField("flow_total")
 	poolFlowUsed     = fleet.PoolField("flow_used")
 	poolFlowLeft     = fleet.PoolField("flow_left")
@@ -127,9 +133,11 @@ func known[T int | float64](dst *T, p *T, u *fleet.Unknown, bit fleet.Unknown) {
 	*dst = *p
 }
 
-// parseTime accepts GSL's "2022-09-16T01:14:58.000+00:00" and "...Z" forms.
-func parseTime(field string, p *string) (time.Time, error) {
+// parseTime accepts GSL's "2022-09-16T01:14:58.000+00:00" and "...Z" forms;
+// missing, null or "" marks bit unknown.
+func parseTime(field string, p *string, u *fleet.Unknown, bit fleet.Unknown) (time.Time, error) {
 	if p == nil || *p == "" {
+		*u |= bit
 		return time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, *p)
@@ -162,25 +170,25 @@ func listKey(body []byte, key string) error {
 func decodeCards(name string, body []byte) (provider.Page[fleet.Card], error) {
 	var p cardPage
 	if err := json.Unmarshal(body, &p); err != nil {
-		return pageOf[fleet.Card](), err
+		return provider.Page[fleet.Card]{}, err
 	}
 	if p.Count == nil {
-		return pageOf[fleet.Card](), errMissing("count")
+		return provider.Page[fleet.Card]{}, errMissing("count")
 	}
 	if p.SimCards == nil {
 		if err := listKey(body, "sim_cards"); err != nil {
-			return pageOf[fleet.Card](), err
+			return provider.Page[fleet.Card]{}, err
 		}
-		return pageOf[fleet.Card](*p.Count), nil
+		return provider.Page[fleet.Card]{Count: *p.Count}, nil
 	}
 	devices := *p.SimCards
 	out := make([]fleet.Card, len(devices))
 	for i := range devices {
 		if err := devices[i].card(name, &out[i]); err != nil {
 			if id := devices[i].SimCardID; id != nil {
-				return pageOf[fleet.Card](), fmt.Errorf("sim_cards[%d] (sim_card_id %d): %w", i, *id, err)
+				return provider.Page[fleet.Card]{}, fmt.Errorf("sim_cards[%d] (sim_card_id %d): %w", i, *id, err)
 			}
-			return pageOf[fleet.Card](), fmt.Errorf("sim_cards[%d]: %w", i, err)
+			return provider.Page[fleet.Card]{}, fmt.Errorf("sim_cards[%d]: %w", i, err)
 		}
 	}
 	return provider.Page[fleet.Card]{Items: out, Count: *p.Count}, nil
@@ -190,37 +198,28 @@ func decodeCards(name string, body []byte) (provider.Page[fleet.Card], error) {
 func decodePools(name string, body []byte) (provider.Page[fleet.Pool], error) {
 	var p poolPage
 	if err := json.Unmarshal(body, &p); err != nil {
-		return pageOf[fleet.Pool](), err
+		return provider.Page[fleet.Pool]{}, err
 	}
 	if p.Count == nil {
-		return pageOf[fleet.Pool](), errMissing("count")
+		return provider.Page[fleet.Pool]{}, errMissing("count")
 	}
 	if p.Pools == nil {
 		if err := listKey(body, "pools"); err != nil {
-			return pageOf[fleet.Pool](), err
+			return provider.Page[fleet.Pool]{}, err
 		}
-		return pageOf[fleet.Pool](*p.Count), nil
+		return provider.Page[fleet.Pool]{Count: *p.Count}, nil
 	}
 	pools := *p.Pools
 	out := make([]fleet.Pool, len(pools))
 	for i := range pools {
 		if err := pools[i].pool(name, &out[i]); err != nil {
 			if id := pools[i].ID; id != nil {
-				return pageOf[fleet.Pool](), fmt.Errorf("pools[%d] (id %d): %w", i, *id, err)
+				return provider.Page[fleet.Pool]{}, fmt.Errorf("pools[%d] (id %d): %w", i, *id, err)
 			}
-			return pageOf[fleet.Pool](), fmt.Errorf("pools[%d]: %w", i, err)
+			return provider.Page[fleet.Pool]{}, fmt.Errorf("pools[%d]: %w", i, err)
 		}
 	}
 	return provider.Page[fleet.Pool]{Items: out, Count: *p.Count}, nil
-}
-
-// pageOf is an empty page, or the zero page beside an error.
-func pageOf[T any](count ...int64) provider.Page[T] {
-	var p provider.Page[T]
-	if len(count) > 0 {
-		p.Count = count[0]
-	}
-	return p
 }
 
 func (d *simDevice) card(name string, c *fleet.Card) error {
@@ -253,6 +252,9 @@ func (d *simDevice) card(name string, c *fleet.Card) error {
 	if c.ICCID == "" {
 		c.ICCID = str(d.CID)
 	}
+	if d.IMEI == nil {
+		c.Unknown |= cardIMEI
+	}
 	known(&c.OperatorStatus, d.OperatorStatus, &c.Unknown, cardOperatorStatus)
 	known(&c.DeviceStatus, d.DeviceStatus, &c.Unknown, cardDeviceStatus)
 	known(&c.FlowUsed, d.FlowUsed, &c.Unknown, cardFlowUsed)
@@ -269,10 +271,10 @@ func (d *simDevice) card(name string, c *fleet.Card) error {
 		c.PoolID = strconv.FormatInt(*d.SimPoolID, 10)
 	}
 	var err error
-	if c.ExpireTime, err = parseTime("expire_time", d.ExpireTime); err != nil {
+	if c.ExpireTime, err = parseTime("expire_time", d.ExpireTime, &c.Unknown, cardExpireTime); err != nil {
 		return err
 	}
-	if c.ActDate, err = parseTime("act_date", d.ActDate); err != nil {
+	if c.ActDate, err = parseTime("act_date", d.ActDate, &c.Unknown, cardActDate); err != nil {
 		return err
 	}
 	if t := strings.TrimSpace(str(d.TagNames)); t != "" {
@@ -322,6 +324,6 @@ func (p *simPool) pool(name string, out *fleet.Pool) error {
 		return err
 	}
 	var err error
-	out.ExpiredTime, err = parseTime("expired_time", p.ExpiredTime)
+	out.ExpiredTime, err = parseTime("expired_time", p.ExpiredTime, &out.Unknown, poolExpiredTime)
 	return err
 }

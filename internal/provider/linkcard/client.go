@@ -57,7 +57,7 @@ type Options struct {
 	// (3), negative 1.
 	ListAttempts int
 
-	HTTPClient *http.Client
+	HTTPClient *http.Client // copied; the copy never follows redirects
 	Now        func() time.Time
 	Nonce      func() string // a unique SignatureNonce; default random
 	Logger     *slog.Logger

@@ -1,7 +1,7 @@
 package linkcard
 
 import (
-	"math"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -27,6 +27,8 @@ func TestParseFlow(t *testing.T) {
 		{" 30 MB ", 30},
 		{"-42.59MB", -42.59},
 		{"1.5gb", 1536},
+		{"9536743164TB", 9536743164 * 1024 * 1024},
+		{"-9536743164TB", -9536743164 * 1024 * 1024},
 	}
 	for _, tt := range tests {
 		got, err := ParseFlow(tt.in)
@@ -36,22 +38,9 @@ func TestParseFlow(t *testing.T) {
 }
 
 func TestParseFlowRejectsGarbage(t *testing.T) {
-	for _, in := range []string{"", "MB", "12", "12XB", "1,24MB", "1.2.3MB", "abcMB", "NaNMB", "InfMB", "1e3MB", "--1MB", "1,0000MB", ".5MB", "5.MB"} {
+	for _, in := range []string{"", "MB", "12", "12XB", "1,24MB", "1.2.3MB", "abcMB", "NaNMB", "InfMB", "1e3MB", "--1MB", "1,0000MB", ".5MB", "5.MB",
+		"1000000000000000000000TB", "9536743165TB", "-9536743165TB", "1" + strings.Repeat("0", 400) + "B"} {
 		_, err := ParseFlow(in)
 		require.Error(t, err, "%q", in)
 	}
-}
-
-func FuzzParseFlow(f *testing.F) {
-	for _, s := range []string{"130.00MB", "0KB", "9.99KB", "1.5GB", "1,024.00MB", "", "x"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		v, err := ParseFlow(s)
-		if err != nil {
-			require.Zero(t, v)
-			return
-		}
-		require.False(t, math.IsNaN(v) || math.IsInf(v, 0), "%q gave %v", s, v)
-	})
 }

@@ -69,6 +69,11 @@ var (
 	cardFlowLeft       = fleet.CardField("flow_left")
 	cardFlowTotal      = fleet.CardField("flow_total")
 
+	// Not (yet) fields that may be unknown in the fleet model: 0 until they are.
+	cardActDate     = provider.UnknownBit(fleet.EntityCard, "act_date")
+	cardExpireTime  = provider.UnknownBit(fleet.EntityCard, "expire_time")
+	poolExpiredTime = provider.UnknownBit(fleet.EntityPool, "expired_time")
+
 	poolFlowTotal    = fleet.PoolField("flow_total")
 	poolFlowUsed     = fleet.PoolField("flow_used")
 	poolFlowLeft     = fleet.PoolField("flow_left")
@@ -201,7 +206,12 @@ func (d *cardDTO) card(name string, c *fleet.Card) error {
 	if d.Iccid == nil || *d.Iccid == "" {
 		return errMissing("Iccid")
 	}
-	iccid := *d.Iccid
+	// One spelling per card, so that " 8986…" and "8986…f" are the same
+	// card in the duplicate check and from one listing to the next.
+	iccid := strings.ToUpper(strings.TrimSpace(*d.Iccid))
+	if iccid == "" {
+		return fmt.Errorf("Iccid: %q is blank", *d.Iccid)
+	}
 	*c = fleet.Card{
 		Provider:    name,
 		ID:          iccid,
@@ -248,9 +258,13 @@ func (d *cardDTO) card(name string, c *fleet.Card) error {
 	}
 	if c.ExpireTime, err = parseTime("ExpireTime", d.ExpireTime); err != nil {
 		return err
+	} else if d.ExpireTime == "" {
+		c.Unknown |= cardExpireTime
 	}
 	if c.ActDate, err = parseTime("ActiveTime", d.ActiveTime); err != nil {
 		return err
+	} else if d.ActiveTime == "" {
+		c.Unknown |= cardActDate
 	}
 	for _, t := range d.TagList {
 		if name := strings.TrimSpace(t.TagName); name != "" {
@@ -310,6 +324,9 @@ func derivePools(provider string, cards []fleet.Card, now time.Time) []fleet.Poo
 		default:
 			p.Inactive++
 		}
+		if c.Unknown.Has(cardExpireTime) {
+			p.Unknown |= poolExpiredTime
+		}
 		if c.ExpireTime.After(p.ExpiredTime) {
 			p.ExpiredTime = c.ExpireTime
 		}
@@ -321,6 +338,9 @@ func derivePools(provider string, cards []fleet.Card, now time.Time) []fleet.Poo
 		p.FlowLeft = round6(p.FlowTotal - p.FlowUsed)
 		if p.Unknown.Has(poolFlowTotal | poolFlowUsed) {
 			p.Unknown |= poolFlowLeft
+		}
+		if p.Unknown.Has(poolExpiredTime) {
+			p.ExpiredTime = time.Time{}
 		}
 		// An unknown figure holds 0 as a placeholder, never a partial sum.
 		for _, f := range [...]struct {
