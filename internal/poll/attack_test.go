@@ -2,7 +2,7 @@ package poll
 
 // Hostile tests of the poller against the promises: unknown values (2),
 // removal after two absences (3), daily history (4) and one evaluation for
-// the daemon and `watcher rules test` (5)..
+// the daemon and `watcher rules test` (5).
 
 import (
 	"bytes"
