@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
@@ -290,29 +293,33 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, in rules.Input, out 
 				return err
 			}
 		}
-		for key, m := range out.Missing {
-			if err := pt.PutMissing(key, m); err != nil {
+		// Maps are written in key order: bbolt inserts in order cheaply,
+		// and at random very slowly (a cold cycle's 100k first IMEIs).
+		for _, key := range slices.Sorted(maps.Keys(out.Missing)) {
+			if err := pt.PutMissing(key, out.Missing[key]); err != nil {
 				return err
 			}
 		}
-		for key, a := range out.Alerts {
-			if err := pt.PutAlert(key, a); err != nil {
+		for _, key := range slices.Sorted(maps.Keys(out.Alerts)) {
+			if err := pt.PutAlert(key, out.Alerts[key]); err != nil {
 				return err
 			}
 		}
-		for k, h := range out.History {
-			if err := pt.PutHistory(historyKey(k.Entity, k.ID), h, today); err != nil {
+		for _, k := range slices.SortedFunc(maps.Keys(out.History), func(a, b rules.HistoryKey) int {
+			return strings.Compare(historyKey(a.Entity, a.ID), historyKey(b.Entity, b.ID))
+		}) {
+			if err := pt.PutHistory(historyKey(k.Entity, k.ID), out.History[k], today); err != nil {
 				return err
 			}
 		}
-		for id, imei := range out.FirstIMEI {
-			if err := pt.NoteIMEI(id, imei); err != nil {
+		for _, id := range slices.Sorted(maps.Keys(out.FirstIMEI)) {
+			if err := pt.NoteIMEI(id, out.FirstIMEI[id]); err != nil {
 				return err
 			}
 		}
 		if daily != nil {
-			for key, h := range daily.merged {
-				if err := pt.PutHistory(key, h, today); err != nil {
+			for _, key := range slices.Sorted(maps.Keys(daily.merged)) {
+				if err := pt.PutHistory(key, daily.merged[key], today); err != nil {
 					return err
 				}
 			}
