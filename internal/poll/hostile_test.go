@@ -202,7 +202,7 @@ func TestHostileLinkCardAnswersFireNothing(t *testing.T) {
 			ts := httptest.NewServer(s.Handler())
 			t.Cleanup(ts.Close)
 			c, err := linkcard.New(linkcard.Options{Name: "ali", Endpoint: ts.URL, AccessKeyID: "k", AccessKeySecret: "s",
-				PageSize: 10, Rate: 1000, Retries: -1})
+				PageSize: 10, Rate: 1000, Retries: -1, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 			require.NoError(t, err)
 			st, err := store.Open(filepath.Join(t.TempDir(), "s.db"))
 			require.NoError(t, err)

@@ -37,7 +37,8 @@ func newRig(t *testing.T, rulesSrc string) *rig {
 	s := sim.NewServer(sim.Options{Fleet: sim.NewFleet(sim.FleetOptions{Cards: 30, Pools: 2, Seed: 9, Calm: true})})
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
-	c, err := gsl.New(gsl.Options{Name: "hw", Endpoint: ts.URL, Token: "t", PageSize: 10, Rate: 1000, Retries: -1})
+	c, err := gsl.New(gsl.Options{Name: "hw", Endpoint: ts.URL, Token: "t", PageSize: 10, Rate: 1000, Retries: -1,
+		Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}) // refetches of a drifting listing stay fast
 	require.NoError(t, err)
 	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"))
 	require.NoError(t, err)
