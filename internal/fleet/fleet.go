@@ -65,7 +65,7 @@ type Pool struct {
 	Inactive     int       `json:"inactive" expr:"inactive" unknown:"" doc:"|members not yet activated"`
 	Disassembled int       `json:"disassembled" expr:"disassembled" unknown:"" doc:"|members terminated"`
 	BillingCycle string    `json:"billing_cycle" expr:"billing_cycle" doc:"|the billing month, YYYY-MM"`
-	ExpiredTime  time.Time `json:"expired_time" expr:"expired_time" doc:"time|when the pool's plan ends"`
+	ExpiredTime  time.Time `json:"expired_time" expr:"expired_time" unknown:"" doc:"time|when the pool's plan ends"`
 	// Unknown marks the fields the provider left out or gave as null.
 	Unknown Unknown `json:"-" expr:"-"`
 }

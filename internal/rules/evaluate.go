@@ -154,14 +154,8 @@ func (s *Set) Evaluate(in Input) Output {
 		}
 		return in.FirstIMEI(id)
 	}
-	missing := func(entity, id string) bool { return in.State.Missing[EntityKey(entity, id)] }
-	present := func(entity, id string) {
-		if missing(entity, id) {
-			out.Missing[EntityKey(entity, id)] = false // back before it was removed
-		}
-	}
-	usage := func(entity, id string, prevUsed, curUsed float64, known bool) {
-		if !in.SnapshotUsage || !known {
+	usage := func(entity, id string, prevUsed, curUsed float64) {
+		if !in.SnapshotUsage {
 			return
 		}
 		h := c.usage.read(entity, id)
@@ -169,63 +163,82 @@ func (s *Set) Evaluate(in Input) Output {
 			out.History[HistoryKey{entity, id}] = h
 		}
 	}
-
 	usedBit := fleet.CardField("flow_used")
-	for _, ch := range in.Cards.Changed {
-		cur := ch.Cur
-		present(fleet.EntityCard, cur.ID)
-		if cur.IMEI != "" && c.usage.firstIMEI(cur.ID) == "" {
-			out.FirstIMEI[cur.ID] = cur.IMEI
-		}
-		if ch.Prev != nil {
-			usage(fleet.EntityCard, cur.ID, ch.Prev.FlowUsed, cur.FlowUsed, !(ch.Prev.Unknown | cur.Unknown).Has(usedBit))
-		}
-		c.cardEval(ch.Prev, cur)
-	}
-	for _, prev := range in.Cards.Absent {
-		if !missing(fleet.EntityCard, prev.ID) {
-			out.Missing[EntityKey(fleet.EntityCard, prev.ID)] = true
-			continue
-		}
-		out.Missing[EntityKey(fleet.EntityCard, prev.ID)] = false
-		out.RemovedCards = append(out.RemovedCards, prev.ID)
-		c.cardEval(prev, nil)
-	}
-	cardClock := out.Clock && s.HasClockRules(fleet.EntityCard)
-	for _, cur := range in.Cards.Same {
-		present(fleet.EntityCard, cur.ID)
-		if out.Full || cardClock {
-			c.cardSame(cur, out.Full)
-		}
-	}
-
+	evaluateKind(in, &out, in.Cards, kind[fleet.Card]{
+		entity: fleet.EntityCard,
+		id:     func(c *fleet.Card) string { return c.ID },
+		eval:   c.cardEval,
+		same:   c.cardSame,
+		clock:  s.HasClockRules(fleet.EntityCard),
+		seen: func(prev, cur *fleet.Card) {
+			if cur.IMEI != "" && !cur.Unknown.Has(fleet.CardField("imei")) && c.usage.firstIMEI(cur.ID) == "" {
+				out.FirstIMEI[cur.ID] = cur.IMEI
+			}
+			if prev != nil && !(prev.Unknown | cur.Unknown).Has(usedBit) {
+				usage(fleet.EntityCard, cur.ID, prev.FlowUsed, cur.FlowUsed)
+			}
+		},
+		removed: &out.RemovedCards,
+	})
 	poolUsed := fleet.PoolField("flow_used")
-	for _, ch := range in.Pools.Changed {
-		cur := ch.Cur
-		present(fleet.EntityPool, cur.ID)
-		if ch.Prev != nil {
-			usage(fleet.EntityPool, cur.ID, ch.Prev.FlowUsed, cur.FlowUsed, !(ch.Prev.Unknown | cur.Unknown).Has(poolUsed))
-		}
-		c.poolEval(ch.Prev, cur)
-	}
-	for _, prev := range in.Pools.Absent {
-		if !missing(fleet.EntityPool, prev.ID) {
-			out.Missing[EntityKey(fleet.EntityPool, prev.ID)] = true
-			continue
-		}
-		out.Missing[EntityKey(fleet.EntityPool, prev.ID)] = false
-		out.RemovedPools = append(out.RemovedPools, prev.ID)
-		c.poolEval(prev, nil)
-	}
-	poolClock := out.Clock && s.HasClockRules(fleet.EntityPool)
-	for _, cur := range in.Pools.Same {
-		present(fleet.EntityPool, cur.ID)
-		if out.Full || poolClock {
-			c.poolSame(cur, out.Full)
-		}
-	}
+	evaluateKind(in, &out, in.Pools, kind[fleet.Pool]{
+		entity: fleet.EntityPool,
+		id:     func(p *fleet.Pool) string { return p.ID },
+		eval:   c.poolEval,
+		same:   c.poolSame,
+		clock:  s.HasClockRules(fleet.EntityPool),
+		seen: func(prev, cur *fleet.Pool) {
+			if prev != nil && !(prev.Unknown | cur.Unknown).Has(poolUsed) {
+				usage(fleet.EntityPool, cur.ID, prev.FlowUsed, cur.FlowUsed)
+			}
+		},
+		removed: &out.RemovedPools,
+	})
 	out.Events, out.Alerts, out.Errors = c.finish()
 	return out
+}
+
+// kind is how Evaluate walks one kind of entity.
+type kind[T any] struct {
+	entity  string
+	id      func(*T) string
+	eval    func(prev, cur *T) // new, changed (prev set) or gone (cur nil)
+	same    func(cur *T, all bool)
+	clock   bool               // some condition rule on the kind reads the clock
+	seen    func(prev, cur *T) // what a new or changed entity records
+	removed *[]string
+}
+
+// evaluateKind walks one kind of entity of a listing: changed ones are
+// evaluated, absent ones marked missing or (the second time) removed,
+// unchanged ones evaluated for clock rules or a new rule set.
+func evaluateKind[T any](in Input, out *Output, ch Changes[T], k kind[T]) {
+	missing := func(id string) bool { return in.State.Missing[EntityKey(k.entity, id)] }
+	present := func(id string) {
+		if missing(id) {
+			out.Missing[EntityKey(k.entity, id)] = false // back before it was removed
+		}
+	}
+	for _, c := range ch.Changed {
+		present(k.id(c.Cur))
+		k.seen(c.Prev, c.Cur)
+		k.eval(c.Prev, c.Cur)
+	}
+	for _, prev := range ch.Absent {
+		id := k.id(prev)
+		out.Missing[EntityKey(k.entity, id)] = !missing(id)
+		if missing(id) {
+			*k.removed = append(*k.removed, id)
+			k.eval(prev, nil)
+		}
+	}
+	clock := out.Clock && k.clock
+	for _, cur := range ch.Same {
+		present(k.id(cur))
+		if out.Full || clock {
+			k.same(cur, out.Full)
+		}
+	}
 }
 
 // addSnapshotUsage derives today's usage from the difference between two
