@@ -295,23 +295,37 @@ func (l *Listing[T]) check(page, pages int, count int64, p *Page[T]) string {
 }
 
 // rest fetches pages 2..last into results, Concurrency at a time. The
-// first failure or inconsistent page cancels the others.
+// first failure cancels the others. An inconsistent page stops asking for
+// more but lets the pages in flight finish: a failure among them (a
+// redirect, an API error) says more than the inconsistency, and wins.
 func (l *Listing[T]) rest(ctx context.Context, last, pages int, count int64, results [][]T) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	stop := make(chan struct{})
+	var (
+		mu      sync.Mutex
+		inc     *inconsistent
+		incPage int
+	)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range max(1, min(l.Concurrency, last-1)) {
 		wg.Go(func() {
 			for page := range next {
 				p, err := l.Fetch(ctx, page)
-				if err == nil {
-					if reason := l.check(page, pages, count, &p); reason != "" {
-						err = &inconsistent{reason}
-					}
-				}
 				if err != nil {
 					cancel(err)
+					continue
+				}
+				if reason := l.check(page, pages, count, &p); reason != "" {
+					mu.Lock()
+					if inc == nil {
+						close(stop)
+					}
+					if inc == nil || page < incPage { // the first page that is wrong, whatever the timing
+						inc, incPage = &inconsistent{reason}, page
+					}
+					mu.Unlock()
 					continue
 				}
 				results[page-1] = p.Items
@@ -324,9 +338,17 @@ feed:
 		case next <- page:
 		case <-ctx.Done():
 			break feed
+		case <-stop:
+			break feed
 		}
 	}
 	close(next)
 	wg.Wait()
-	return context.Cause(ctx)
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	if inc != nil {
+		return inc
+	}
+	return nil
 }

@@ -301,3 +301,30 @@ func TestUnknownBit(t *testing.T) {
 		require.Equal(t, fleet.MayBeUnknown(fleet.EntityCard, name), provider.UnknownBit(fleet.EntityCard, name) != 0, name)
 	}
 }
+
+// A page that fails while another is inconsistent: the failure (here a
+// redirect) is what the listing returns, whatever the timing.
+func TestListingFailureWinsOverInconsistency(t *testing.T) {
+	pg := &pager{fleet: fleetOf(35), size: 10, bend: func(_, page int, p *provider.Page[item]) {
+		if page == 3 {
+			p.Count = 0
+		}
+	}}
+	l := pg.listing(nil)
+	fetch := l.Fetch
+	page3 := make(chan struct{})
+	redirect := &provider.RedirectError{Provider: "gsl", Op: "GET /v1/sim-cards page 2", Status: 302, Host: "login.example"}
+	l.Fetch = func(ctx context.Context, page int) (provider.Page[item], error) {
+		switch page {
+		case 2:
+			<-page3
+			return provider.Page[item]{}, redirect
+		case 3:
+			defer close(page3)
+		}
+		return fetch(ctx, page)
+	}
+	_, err := l.All(context.Background())
+	require.ErrorIs(t, err, redirect)
+	require.Equal(t, 1, pg.attempt)
+}

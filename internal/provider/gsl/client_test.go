@@ -199,7 +199,7 @@ func TestDecodeSeedExamples(t *testing.T) {
 		Plan:       "中国联通消费级每月30M联接服务(1年)",
 		ExpireTime: time.Date(2023, 8, 26, 15, 59, 59, 0, time.UTC),
 		ActDate:    time.Date(2022, 9, 16, 1, 14, 58, 0, time.UTC),
-		Unknown:    fleet.CardField("device_status"), // null: a physical card (seed 000)
+		Unknown:    fleet.CardField("device_status") | fleet.CardField("imei"), // null: a physical card, no device known (seed 000)
 	}}, snap.Cards)
 	require.Equal(t, []fleet.Pool{{
 		Provider: "hw", ID: "1000000000", Name: "流量池名称", Plan: "中国联通消费级每月30M联接服务(1年)",

@@ -188,7 +188,9 @@ func TestIAMRedirectNotFollowed(t *testing.T) {
 func cardValue(t *testing.T, patch sim.CardPatch) (fleet.Card, error) {
 	t.Helper()
 	s, ts := newSim(t, 12, 1, sim.Options{})
-	require.NoError(t, s.Fleet().PatchCard(s.Fleet().CardICCIDs()[1], patch))
+	iccid := s.Fleet().CardICCIDs()[1]
+	require.NoError(t, s.Fleet().PatchCard(iccid, sim.CardPatch{Raw: raw("imei", `"867530900000002"`)})) // a device, unless the case says otherwise
+	require.NoError(t, s.Fleet().PatchCard(iccid, patch))
 	c := newClient(t, gsl.Options{Endpoint: ts.URL, Token: "t", PageSize: 10, Retries: -1})
 	snap, err := c.Fetch(context.Background())
 	if err != nil {
@@ -239,6 +241,17 @@ func TestCardValuesUnknown(t *testing.T) {
 		{"device_status given", sim.CardPatch{Raw: raw("device_status", "3")}, 0, func(t *testing.T, c fleet.Card) {
 			require.Equal(t, 3, c.DeviceStatus)
 		}},
+		{"imei null", sim.CardPatch{Raw: raw("imei", "null")}, bits("device_status", "imei"), func(t *testing.T, c fleet.Card) {
+			require.Empty(t, c.IMEI)
+		}},
+		{"imei missing", sim.CardPatch{Unset: []string{"imei"}}, bits("device_status", "imei"), nil},
+		{"imei given", sim.CardPatch{Raw: raw("imei", `"867530900000001"`)}, bits("device_status"), func(t *testing.T, c fleet.Card) {
+			require.Equal(t, "867530900000001", c.IMEI)
+		}},
+		{"act_date null", sim.CardPatch{Raw: raw("act_date", "null", "imei", `"1"`)}, bits("device_status", "act_date"), func(t *testing.T, c fleet.Card) {
+			require.True(t, c.ActDate.IsZero())
+		}},
+		{"expire_time missing", sim.CardPatch{Unset: []string{"expire_time"}, Raw: raw("imei", `"1"`)}, bits("device_status", "expire_time"), nil},
 		{"overdrawn card", sim.CardPatch{Raw: raw("flow_used", "120", "flow_left", "-20")}, bits("device_status"), func(t *testing.T, c fleet.Card) {
 			require.Equal(t, 100.0, c.FlowTotal)
 		}},

@@ -168,6 +168,8 @@ func TestCardValues(t *testing.T) {
 				require.Equal(t, 77, c.StatusCode)
 				require.Positive(t, p.Quantity, "members are still counted")
 			}},
+		{name: "ExpireTime missing", patch: sim.CardPatch{Unset: []string{"ExpireTime"}}, card: card("expire_time"), pool: pool("expired_time")},
+		{name: "ActiveTime empty", patch: sim.CardPatch{Raw: raw("ActiveTime", `""`)}, card: card("act_date")},
 		{name: "OsStatus missing", patch: sim.CardPatch{Unset: []string{"OsStatus"}}, card: card("operator_status")},
 		{name: "OsStatus null", patch: sim.CardPatch{Raw: raw("OsStatus", "null")}, card: card("operator_status")},
 	}
