@@ -84,7 +84,8 @@ var (
 	cardFlowLeft       = fleet.CardField("flow_left")
 	cardFlowTotal      = fleet.CardField("flow_total")
 
-	// Not (yet) fields that may be unknown in the fleet model: 0 until they are.
+	// Identity and dates: the fleet model lets them be unknown (an IMEI or
+	// date left out is not "" or the zero time).
 	cardIMEI        = provider.UnknownBit(fleet.EntityCard, "imei")
 	cardActDate     = provider.UnknownBit(fleet.EntityCard, "act_date")
 	cardExpireTime  = provider.UnknownBit(fleet.EntityCard, "expire_time")

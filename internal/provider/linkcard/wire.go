@@ -69,7 +69,8 @@ var (
 	cardFlowLeft       = fleet.CardField("flow_left")
 	cardFlowTotal      = fleet.CardField("flow_total")
 
-	// Not (yet) fields that may be unknown in the fleet model: 0 until they are.
+	// Identity and dates: the fleet model lets them be unknown (an IMEI or
+	// date left out is not "" or the zero time).
 	cardActDate     = provider.UnknownBit(fleet.EntityCard, "act_date")
 	cardExpireTime  = provider.UnknownBit(fleet.EntityCard, "expire_time")
 	poolExpiredTime = provider.UnknownBit(fleet.EntityPool, "expired_time")
