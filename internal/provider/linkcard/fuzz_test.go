@@ -3,8 +3,6 @@ package linkcard
 import (
 	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,31 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/provider/providertest"
 )
-
-func addSeeds(f *testing.F, patterns ...string) {
-	n := 0
-	for _, p := range patterns {
-		files, err := filepath.Glob(p)
-		require.NoError(f, err)
-		for _, name := range files {
-			b, err := os.ReadFile(name)
-			require.NoError(f, err)
-			f.Add(b)
-			n++
-		}
-	}
-	require.Positive(f, n, "no seeds in %v", patterns)
-}
-
-var statuses = map[string]bool{fleet.StatusTest: true, fleet.StatusInactive: true, fleet.StatusActive: true,
-	fleet.StatusSuspended: true, fleet.StatusTerminated: true}
-
-func checkUnknown(t *testing.T, entity string, u fleet.Unknown) {
-	for _, name := range fleet.UnknownNames(entity, u) {
-		require.True(t, fleet.MayBeUnknown(entity, name), "%s %s is unknown", entity, name)
-	}
-}
 
 // decodeBody decodes a whole ListCardInfo answer as the client does.
 func decodeBody(body []byte) ([]fleet.Card, error) {
@@ -49,7 +24,7 @@ func decodeBody(body []byte) ([]fleet.Card, error) {
 }
 
 func FuzzCardPage(f *testing.F) {
-	addSeeds(f, "testdata/seed002_list_card_info.json", "testdata/cards/*.json")
+	providertest.AddSeeds(f, "testdata/seed002_list_card_info.json", "testdata/cards/*.json")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		cards, err := decodeBody(body)
 		if err != nil {
@@ -58,21 +33,11 @@ func FuzzCardPage(f *testing.F) {
 		}
 		for i := range cards {
 			c := &cards[i]
-			require.NotEmpty(t, c.ID)
+			providertest.CheckCard(t, c)
 			require.Equal(t, strings.ToUpper(strings.TrimSpace(c.ID)), c.ID, "one spelling per card")
-			require.NoError(t, c.Validate())
-			checkUnknown(t, fleet.EntityCard, c.Unknown)
-			if c.Status == "" {
-				require.True(t, c.Unknown.Has(cardStatus))
-			} else {
-				require.True(t, statuses[c.Status], "status %q", c.Status)
-				require.False(t, c.Unknown.Has(cardStatus))
-			}
 		}
 		for _, p := range derivePools("ali", cards, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)) {
-			require.NotEmpty(t, p.ID)
-			require.NoError(t, p.Validate())
-			checkUnknown(t, fleet.EntityPool, p.Unknown)
+			providertest.CheckPool(t, &p)
 			if p.Unknown.Has(poolFlowTotal | poolFlowUsed) {
 				require.True(t, p.Unknown.Has(poolFlowLeft))
 			}
