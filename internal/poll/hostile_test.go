@@ -40,13 +40,8 @@ func cardEvents(events []string) []string {
 	return out
 }
 
-func raw(kv ...string) map[string]json.RawMessage {
-	m := map[string]json.RawMessage{}
-	for i := 0; i < len(kv); i += 2 {
-		m[kv[i]] = json.RawMessage(kv[i+1])
-	}
-	return m
-}
+// raw is sim.Raw, short for the tables below.
+func raw(kv ...string) map[string]json.RawMessage { return sim.Raw(kv...) }
 
 // Every odd answer a provider can give either fails the cycle (naming what
 // was wrong) or commits with nothing to say: it never becomes a card or pool

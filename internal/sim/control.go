@@ -383,3 +383,13 @@ func (s *Server) control(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, map[string]any{"day": s.o.Fleet.Day(), "changes": changes})
 	})
 }
+
+// Raw builds CardPatch.Raw and PoolPatch.Raw from wire names and raw JSON
+// values, in pairs: Raw("flow_left", "null", "sim_status", "99").
+func Raw(kv ...string) map[string]json.RawMessage {
+	m := make(map[string]json.RawMessage, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = json.RawMessage(kv[i+1])
+	}
+	return m
+}

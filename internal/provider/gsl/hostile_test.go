@@ -20,13 +20,8 @@ import (
 	"github.com/simwatch/simwatch/internal/sim"
 )
 
-func raw(kv ...string) map[string]json.RawMessage {
-	m := map[string]json.RawMessage{}
-	for i := 0; i < len(kv); i += 2 {
-		m[kv[i]] = json.RawMessage(kv[i+1])
-	}
-	return m
-}
+// raw is sim.Raw, short for the tables below.
+func raw(kv ...string) map[string]json.RawMessage { return sim.Raw(kv...) }
 
 // cardID is the sim_card_id of the simulated fleet's i-th card.
 func cardID(i int) string { return strconv.FormatInt(4900000000001+int64(i), 10) }

@@ -16,13 +16,8 @@ import (
 	"github.com/simwatch/simwatch/internal/sim"
 )
 
-func raw(kv ...string) map[string]json.RawMessage {
-	m := map[string]json.RawMessage{}
-	for i := 0; i < len(kv); i += 2 {
-		m[kv[i]] = json.RawMessage(kv[i+1])
-	}
-	return m
-}
+// raw is sim.Raw, short for the tables below.
+func raw(kv ...string) map[string]json.RawMessage { return sim.Raw(kv...) }
 
 func envelope(data string) string {
 	return `{"Code":"200","Success":true,"RequestId":"R-1","Data":` + data + `}`
