@@ -230,9 +230,15 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 	if err != nil {
 		return nil, err
 	}
+	maxEvents := nc.MaxEvents
+	if nc.Type == config.NotifierAction {
+		// One card per call: a card over the hourly cap is dead-lettered
+		// with its own reason, and the cards acted on are not.
+		maxEvents = 1
+	}
 	return notify.NewDispatcher(notify.Options{
 		Name: nc.Name, Notifier: n, Consumer: cons, Log: w.store, DeadLetters: w.bus,
-		MaxDeliver: nc.MaxDeliver, MaxEvents: nc.MaxEvents,
+		MaxDeliver: nc.MaxDeliver, MaxEvents: maxEvents,
 		Backoff: notify.Backoff{Base: nc.Backoff.D(), Max: nc.MaxBackoff.D()},
 		AckWait: w.o.AckWait, Now: w.o.Now, Logger: w.log,
 		Observe: func(d time.Duration) { w.api.ObserveDelivery(nc.Name, d) },

@@ -1,9 +1,11 @@
 // Package action is the notifier that acts on a card: it stops or resumes
 // the card an event is about, through the provider's API, behind guard rails.
 // It is dry-run by default; only the listed rules may trigger it; it acts at
-// most MaxPerHour times an hour (the excess is dead-lettered, not dropped);
-// it never acts twice on one event; and every action, with its work order,
-// is journaled and announced to the other notifiers.
+// most MaxPerHour times an hour, a dry run included (the excess is reported
+// card by card and dead-lettered, not dropped); it never acts twice on one
+// event; and every action, with its work order, is journaled and announced
+// to the other notifiers (a dry run as info, a live action with the severity
+// of the event that triggered it).
 package action
 
 import (
@@ -15,11 +17,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/provider"
 	"github.com/simwatch/simwatch/internal/provider/gsl"
+	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -42,7 +46,7 @@ type Options struct {
 	Operation  string // gsl.OpStop or gsl.OpResume
 	Rules      []string
 	DryRun     bool
-	MaxPerHour int // default 10
+	MaxPerHour int // default 10; applies to dry runs too, counting them with live actions
 	// AnnounceTo are the notifiers told about each action.
 	AnnounceTo []string
 	Operator   Operator
@@ -81,36 +85,128 @@ func New(o Options) (*Notifier, error) {
 	return &Notifier{o: o, log: o.Logger.With("notifier", o.Name)}, nil
 }
 
-// Error is an action that did not happen.
+// Error is an action that did not happen: on which card, and why.
 type Error struct {
+	EventID    string
+	ICCID      string
 	Err        error
+	dryRun     bool
+	op         string
 	retryAfter time.Duration
 }
 
-func (e *Error) Error() string             { return "action: " + e.Err.Error() }
+func (e *Error) Error() string { return "action: " + e.card() }
+
+// card is the reason with the card it is about, without the package prefix.
+func (e *Error) card() string {
+	if e.dryRun {
+		return fmt.Sprintf("dry run: card %s would not be %s: %v", e.ICCID, past(e.op), e.Err)
+	}
+	return fmt.Sprintf("card %s was not %s: %v", e.ICCID, past(e.op), e.Err)
+}
 func (e *Error) Unwrap() error             { return e.Err }
 func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
+
+// BatchError reports the events of one Notify call that were not acted on.
+// Every other eligible event of the call was acted on (or had been already)
+// and is journaled, so delivering the whole batch again never repeats those.
+type BatchError struct {
+	Failed   []*Error // in the order of the events, one per event not acted on
+	Eligible int      // events of the call this notifier would act on
+	retry    bool
+}
+
+func (b *BatchError) Error() string {
+	if len(b.Failed) == 1 {
+		return b.Failed[0].Error()
+	}
+	parts := make([]string, len(b.Failed))
+	for i, e := range b.Failed {
+		parts[i] = e.card()
+	}
+	return fmt.Sprintf("action: %d of %d cards not acted on: %s", len(b.Failed), b.Eligible, strings.Join(parts, "; "))
+}
+
+// Unwrap returns the per-event errors.
+func (b *BatchError) Unwrap() []error {
+	out := make([]error, len(b.Failed))
+	for i, e := range b.Failed {
+		out[i] = e
+	}
+	return out
+}
+
+// RetryAfter is the longest wait any retryable failure asks for.
+func (b *BatchError) RetryAfter() time.Duration {
+	var d time.Duration
+	for _, e := range b.Failed {
+		d = max(d, e.retryAfter)
+	}
+	return d
+}
+
+// FailedEvents maps the id of each event not acted on to its error, so that a
+// dispatcher able to settle events one by one can dead-letter (or retry)
+// exactly those and record the others as delivered.
+func (b *BatchError) FailedEvents() map[string]error {
+	m := make(map[string]error, len(b.Failed))
+	for _, e := range b.Failed {
+		m[e.EventID] = e
+	}
+	return m
+}
 
 // operatorWait is how long GSL wants between operations on a card, and
 // roughly how long a work order stays open.
 const operatorWait = 5 * time.Minute
 
-// Notify acts on each firing or transition event of an allowed rule.
+// Notify acts on each firing or transition event of an allowed rule. It
+// goes through the whole batch: a refusal (the hourly cap, an operator
+// error) of one event does not stop the others. When some were not acted
+// on, the error is a *BatchError naming exactly those cards; retry is true
+// when any of them may succeed later. A journal failure stops the batch at
+// once (retry): what was acted on is journaled and is not repeated.
 func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, error) {
+	var berr BatchError
 	for _, e := range events {
 		if e.Entity != "card" || e.Kind == event.KindResolved || e.Kind == event.KindAction ||
 			e.Provider != n.o.Provider || !slices.Contains(n.o.Rules, e.Rule) {
 			continue
 		}
-		if retry, err := n.act(ctx, e); err != nil {
-			return retry, err
+		berr.Eligible++
+		retry, err := n.act(ctx, e)
+		if err == nil {
+			continue
 		}
+		var ae *Error
+		if !errors.As(err, &ae) {
+			return true, err // the journal: nothing decided about this event
+		}
+		berr.Failed = append(berr.Failed, ae)
+		berr.retry = berr.retry || retry
 	}
-	return false, nil
+	if len(berr.Failed) == 0 {
+		return false, nil
+	}
+	return berr.retry, &berr
+}
+
+// counts reports whether a journaled record uses up the hourly cap of a
+// notifier in the given mode. A live action counts once its request went
+// out (a lost answer included); a dry run counts its own would-be actions
+// and the live ones, so it refuses exactly what live mode would.
+func counts(r store.ActionRecord, dryRun bool) bool {
+	if r.DryRun {
+		return dryRun
+	}
+	return r.Started || r.WorkOrderID != 0
 }
 
 func (n *Notifier) act(ctx context.Context, e event.Event) (bool, error) {
 	log := n.log.With("event_id", e.ID, "rule", e.Rule, "iccid", e.ICCID)
+	fail := func(err error, retryAfter time.Duration) *Error {
+		return &Error{EventID: e.ID, ICCID: e.ICCID, Err: err, dryRun: n.o.DryRun, op: n.o.Operation, retryAfter: retryAfter}
+	}
 	rec, done, err := n.o.Journal.Action(n.o.Name, e.ID)
 	if err != nil {
 		return true, err
@@ -125,24 +221,27 @@ func (n *Notifier) act(ctx context.Context, e event.Event) (bool, error) {
 		return false, nil
 	}
 	now := n.o.Now()
+	// The cap applies alike in dry run and live mode, so that a dry run
+	// shows what live mode would do.
+	recent, err := n.o.Journal.Actions(n.o.Name, now.Add(-time.Hour))
+	if err != nil {
+		return true, err
+	}
+	used := 0
+	for _, r := range recent {
+		if counts(r, n.o.DryRun) {
+			used++
+		}
+	}
+	if used >= n.o.MaxPerHour {
+		log.Warn("hourly cap reached; not acting", "max_per_hour", n.o.MaxPerHour, "dry_run", n.o.DryRun)
+		return false, fail(fmt.Errorf("cap of %d actions per hour reached", n.o.MaxPerHour), 0)
+	}
 	rec = store.ActionRecord{Notifier: n.o.Name, EventID: e.ID, Rule: e.Rule, Provider: e.Provider, CardID: e.EntityID,
 		ICCID: e.ICCID, Operation: n.o.Operation, DryRun: n.o.DryRun, At: now}
 	if n.o.DryRun {
 		log.Info("dry run: would act on card", "operation", n.o.Operation)
 		return n.record(rec, e, fmt.Sprintf("dry run: card %s would be %s by rule %s", e.ICCID, past(n.o.Operation), e.Rule))
-	}
-	recent, err := n.o.Journal.Actions(n.o.Name, now.Add(-time.Hour))
-	if err != nil {
-		return true, err
-	}
-	live := 0
-	for _, r := range recent {
-		if !r.DryRun && r.WorkOrderID != 0 {
-			live++
-		}
-	}
-	if live >= n.o.MaxPerHour {
-		return false, &Error{Err: fmt.Errorf("cap of %d actions per hour reached; card %s was not %s", n.o.MaxPerHour, e.ICCID, past(n.o.Operation))}
 	}
 	rec.Started = true
 	if err := n.o.Journal.RecordAction(rec, nil); err != nil {
@@ -158,9 +257,9 @@ func (n *Notifier) act(ctx context.Context, e event.Event) (bool, error) {
 		var apiErr *gsl.APIError
 		if errors.As(err, &apiErr) && (apiErr.Code == gsl.CodeNoRepeatIn5m || apiErr.Code == gsl.CodeWorkOrderOpen) {
 			log.Info("operator asks to wait; will try again", "code", apiErr.Code)
-			return true, &Error{Err: err, retryAfter: operatorWait}
+			return true, fail(err, operatorWait)
 		}
-		return provider.IsTemporary(err), &Error{Err: err}
+		return provider.IsTemporary(err), fail(err, 0)
 	}
 	rec.WorkOrderID = wo
 	log.Info("acted on card", "operation", n.o.Operation, "work_order_id", wo)
@@ -176,7 +275,7 @@ func (n *Notifier) record(rec store.ActionRecord, e event.Event, summary string)
 		ID:         hex.EncodeToString(h[:16]),
 		Kind:       event.KindAction,
 		Rule:       e.Rule,
-		Severity:   e.Severity,
+		Severity:   severity(rec, e),
 		Summary:    summary,
 		Labels:     e.Labels,
 		Provider:   e.Provider,
@@ -198,6 +297,15 @@ func (n *Notifier) record(rec store.ActionRecord, e event.Event, summary string)
 		n.o.Announced()
 	}
 	return false, nil
+}
+
+// severity is an announcement's own: a dry run changed nothing, so it is
+// info; a live action carries the severity of the event that triggered it.
+func severity(rec store.ActionRecord, e event.Event) string {
+	if rec.DryRun || e.Severity == "" {
+		return rules.SeverityInfo
+	}
+	return e.Severity
 }
 
 func past(op string) string {

@@ -142,7 +142,7 @@ func TestHourlyCapDeadLettersTheExcess(t *testing.T) {
 		require.NoError(t, err)
 	}
 	retry, err := n.Notify(context.Background(), swap(2, r.iccids[2]))
-	require.ErrorContains(t, err, "cap of 2 actions per hour reached; card "+r.iccids[2]+" was not stopped")
+	require.EqualError(t, err, "action: card "+r.iccids[2]+" was not stopped: cap of 2 actions per hour reached")
 	require.False(t, retry, "the excess goes to the dead letters")
 	require.Equal(t, 2, r.sim.Stats().Actions)
 	r.clock.Add(61 * time.Minute)
@@ -185,4 +185,114 @@ func TestStartedButUnansweredIsNotRepeated(t *testing.T) {
 	_, err := n.Notify(context.Background(), e)
 	require.NoError(t, err)
 	require.Zero(t, r.sim.Stats().Actions)
+}
+
+// A batch larger than the room left under the cap: the first events are acted
+// on, and the error names exactly the others, each by its own card — in dry
+// run just as in live mode.
+func TestHourlyCapInOneBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dryRun    bool
+		liveFirst int // live actions already taken this hour, by a live twin
+		acted     []int
+		refused   []int
+		simActs   int
+		msg       string
+	}{
+		{name: "live", acted: []int{0, 1}, refused: []int{2, 3}, simActs: 2, msg: "was not stopped"},
+		{name: "dry run", dryRun: true, acted: []int{0, 1}, refused: []int{2, 3}, simActs: 0, msg: "would not be stopped"},
+		{name: "dry run counts live actions", dryRun: true, liveFirst: 1, acted: []int{0}, refused: []int{1, 2, 3}, simActs: 1, msg: "would not be stopped"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			ctx := context.Background()
+			for i := range tc.liveFirst {
+				live := r.notifier(t, func(o *Options) { o.MaxPerHour = 2 })
+				_, err := live.Notify(ctx, swap(10+i, r.iccids[10+i]))
+				require.NoError(t, err)
+			}
+			n := r.notifier(t, func(o *Options) { o.MaxPerHour = 2; o.DryRun = tc.dryRun })
+			batch := make([]event.Event, 4)
+			for i := range batch {
+				batch[i] = swap(i, r.iccids[i])
+			}
+			for attempt := range 2 { // the second is the dispatcher's redelivery
+				retry, err := n.Notify(ctx, batch...)
+				require.False(t, retry, "attempt %d: the excess goes to the dead letters", attempt)
+				var be *BatchError
+				require.ErrorAs(t, err, &be)
+				require.Equal(t, 4, be.Eligible)
+				var got []string
+				for _, f := range be.Failed {
+					got = append(got, f.ICCID)
+					require.Contains(t, f.Error(), "card "+f.ICCID+" "+tc.msg+": cap of 2 actions per hour reached")
+					require.Equal(t, "swap-"+f.ICCID, f.EventID)
+				}
+				var want []string
+				for _, i := range tc.refused {
+					want = append(want, r.iccids[i])
+					require.Contains(t, err.Error(), r.iccids[i])
+					require.Contains(t, be.FailedEvents(), batch[i].ID)
+				}
+				require.Equal(t, want, got)
+				require.Len(t, be.FailedEvents(), len(tc.refused))
+				for _, i := range tc.acted {
+					require.NotContains(t, err.Error(), r.iccids[i], "an acted card is never reported as not acted on")
+				}
+				require.Equal(t, tc.simActs, r.sim.Stats().Actions, "attempt %d", attempt)
+			}
+
+			recs, err := r.store.Actions("stopper", r.clock.Now().Add(-time.Hour))
+			require.NoError(t, err)
+			var journaled []string
+			for _, rec := range recs {
+				if rec.EventID == "swap-"+rec.ICCID && rec.ICCID != r.iccids[10] {
+					require.Equal(t, tc.dryRun, rec.DryRun)
+					if !tc.dryRun {
+						require.NotZero(t, rec.WorkOrderID)
+					}
+					journaled = append(journaled, rec.ICCID)
+				}
+			}
+			var want []string
+			for _, i := range tc.acted {
+				want = append(want, r.iccids[i])
+			}
+			require.ElementsMatch(t, want, journaled, "only the acted ones are journaled")
+
+			// An hour later there is room again, for dry run as for live.
+			r.clock.Add(61 * time.Minute)
+			_, err = n.Notify(ctx, batch[tc.refused[0]])
+			require.NoError(t, err)
+		})
+	}
+}
+
+func TestAnnouncementSeverity(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		dryRun   bool
+		severity string // of the triggering event
+		want     string
+	}{
+		{name: "dry run is info", dryRun: true, severity: "critical", want: "info"},
+		{name: "live keeps the rule's critical", severity: "critical", want: "critical"},
+		{name: "live keeps the rule's warning", severity: "warning", want: "warning"},
+		{name: "live without a severity is info", want: "info"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			n := r.notifier(t, func(o *Options) { o.DryRun = tc.dryRun })
+			e := swap(0, r.iccids[0])
+			e.Severity = tc.severity
+			_, err := n.Notify(context.Background(), e)
+			require.NoError(t, err)
+			out, err := r.store.Outbox(100)
+			require.NoError(t, err)
+			require.Len(t, out, 1)
+			require.Equal(t, event.KindAction, out[0].Event.Kind)
+			require.Equal(t, tc.want, out[0].Event.Severity)
+		})
+	}
 }
