@@ -105,7 +105,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	path := fs.String("config", "watcher.yaml", "config file")
 	once := fs.Bool("once", false, "run one cycle of every provider, deliver, and exit")
-	timeout := fs.Duration("timeout", 10*time.Minute, "with --once: how long to wait for delivery")
+	timeout := fs.Duration("timeout", 10*time.Minute, "with --once: the most the whole run may take (it fails when reached)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -343,7 +343,8 @@ func TestOnceReceiverRejectsDeadLetters(t *testing.T) {
 	e.patchCard(6, `{"imei": "860000000000001"}`)
 	e.recv.status = http.StatusBadRequest // permanent: not retried
 	code, out = e.once()
-	require.Zero(t, code, out)
+	require.NotZero(t, code, "a run that dead-lettered an event fails")
+	require.Contains(t, out, "notifier crm dead-lettered 1 event(s): permanent error: webhook: HTTP 400")
 	require.Empty(t, e.recv.take())
 	require.Len(t, e.recv.attempts, 1)
 	for _, n := range e.recv.attempts {

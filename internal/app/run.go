@@ -33,9 +33,17 @@ func (w *Watcher) cycle(ctx context.Context, p *providerRun) error {
 }
 
 // RunOnce runs one full cycle of every provider, publishes the events and
-// waits until every notifier has delivered or dead-lettered them. It returns
-// an error naming every provider that failed.
+// waits until every notifier has delivered or dead-lettered them, for at most
+// timeout in all. It returns an error naming every provider that failed,
+// every notifier that dead-lettered an event (with the reason), and, when
+// the timeout ran out, what was still pending.
 func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	deadBefore := make([]int64, len(w.dispatchers))
+	for i, d := range w.dispatchers {
+		deadBefore[i] = d.Stats.DeadLettered.Load()
+	}
 	var errs []error
 	for _, p := range w.providers {
 		if err := w.cycle(ctx, p); err != nil {
@@ -43,6 +51,9 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 		}
 	}
 	if _, err := w.relay.Drain(ctx); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("--timeout %s reached while publishing: %w; %s", timeout, err, w.pendingReport())
+		}
 		return errors.Join(append(errs, err)...)
 	}
 	crash.Point(crash.AfterPublish)
@@ -54,14 +65,33 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 	}
 	err := w.waitDelivered(ctx, timeout)
 	stop()
-	wg.Wait()
-	return errors.Join(append(errs, err)...)
+	// Bounded shutdown: an attempt in flight ends with its context; one that
+	// does not (a receiver ignoring cancellation) is left behind, unacked,
+	// for the bus to redeliver next time.
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(shutdownGrace):
+		errs = append(errs, fmt.Errorf("notifiers still busy %s after stopping; their events stay on the bus", shutdownGrace))
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for i, d := range w.dispatchers {
+		if n := d.Stats.DeadLettered.Load() - deadBefore[i]; n > 0 {
+			errs = append(errs, fmt.Errorf("notifier %s dead-lettered %d event(s): %s", w.cfg.Notifiers[i].Name, n, d.LastDeadLetter()))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// waitDelivered polls the outbox and the consumers until nothing is pending.
+// shutdownGrace bounds how long RunOnce waits for notifiers to stop.
+const shutdownGrace = 5 * time.Second
+
+// waitDelivered polls the outbox and the consumers until nothing is pending,
+// or ctx ends.
 func (w *Watcher) waitDelivered(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -69,19 +99,40 @@ func (w *Watcher) waitDelivered(ctx context.Context, timeout time.Duration) erro
 		for _, nc := range w.cfg.Notifiers {
 			n, err := w.bus.Pending(ctx, nc.Name)
 			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
 				return err
 			}
 			pending += n
 		}
-		if pending == 0 {
+		if pending == 0 && ctx.Err() == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d events still undelivered: %w", pending, ctx.Err())
+			return fmt.Errorf("--timeout %s reached with events still undelivered: %s", timeout, w.pendingReport())
 		case <-t.C:
 		}
 	}
+}
+
+// pendingReport says what is still waiting: the outbox and each notifier.
+func (w *Watcher) pendingReport() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	parts := []string{fmt.Sprintf("outbox %d", w.store.OutboxLen())}
+	for _, nc := range w.cfg.Notifiers {
+		n, err := w.bus.Pending(ctx, nc.Name)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("notifier %s unknown (%v)", nc.Name, err))
+			continue
+		}
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("notifier %s %d pending", nc.Name, n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Run runs the daemon until ctx ends, then shuts down in order: pollers stop,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +65,16 @@ type Dispatcher struct {
 	o     Options
 	log   *slog.Logger
 	Stats Stats
+
+	mu             sync.Mutex
+	lastDeadLetter string
+}
+
+// LastDeadLetter is the reason of the latest event dead-lettered, if any.
+func (d *Dispatcher) LastDeadLetter() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastDeadLetter
 }
 
 // NewDispatcher returns a dispatcher for o.
@@ -203,10 +214,17 @@ func (d *Dispatcher) deliver(ctx context.Context, g []item) {
 			_ = it.msg.InProgress()
 		}
 	}
-	attempts, permanent, err := Retry(ctx, d.o.Notifier, events, d.o.MaxDeliver, d.o.Backoff, keepAlive, d.o.AckWait/3)
-	if attempts > 1 {
-		d.Stats.Retried.Add(int64(attempts - 1))
+	onRetry := func(r RetryInfo) {
+		// Counted and logged as it happens, so a long outage shows at once.
+		d.Stats.Retried.Add(1)
+		if r.Asked > 0 {
+			d.log.Warn("Retry-After capped at max_backoff", "event_id", events[0].ID,
+				"retry_after", r.Asked, "max_backoff", d.o.Backoff.Max)
+		}
+		d.log.Warn("delivery failed; will retry", "event_id", events[0].ID, "events", len(events),
+			"attempt", r.Attempt, "wait", r.Wait, "err", r.Err)
 	}
+	attempts, permanent, err := RetryNotify(ctx, d.o.Notifier, events, d.o.MaxDeliver, d.o.Backoff, keepAlive, d.o.AckWait/3, onRetry)
 	if err == nil {
 		now := d.o.Now()
 		ids := make([]string, len(events))
@@ -250,6 +268,9 @@ func (d *Dispatcher) deadLetter(ctx context.Context, g []item, reason string) {
 			continue
 		}
 		d.log.Warn("event dead-lettered", "event_id", it.ev.ID, "rule", it.ev.Rule, "reason", reason)
+		d.mu.Lock()
+		d.lastDeadLetter = reason
+		d.mu.Unlock()
 		d.Stats.DeadLettered.Add(1)
 		d.ack(ctx, it.msg)
 		for _, m := range it.dups {

@@ -56,11 +56,27 @@ func (b Backoff) Delay(attempt int) time.Duration {
 
 // Retry is the retry stage: it calls n until it succeeds, fails for good, or
 // has made maxAttempts attempts. Between attempts it waits the backoff delay,
-// or the receiver's Retry-After when longer, calling keepAlive at least every
+// or the receiver's Retry-After when longer (but never more than b.Max, so a
+// receiver cannot stall the notifier), calling keepAlive at least every
 // keepAliveEvery so that the bus does not redeliver the events meanwhile.
 // It returns the attempts made and the last error; permanent reports that the
 // last error was not worth retrying.
 func Retry(ctx context.Context, n Notifier, events []event.Event, maxAttempts int, b Backoff, keepAlive func(), keepAliveEvery time.Duration) (attempts int, permanent bool, err error) {
+	return RetryNotify(ctx, n, events, maxAttempts, b, keepAlive, keepAliveEvery, nil)
+}
+
+// RetryInfo describes a failed attempt that will be retried.
+type RetryInfo struct {
+	Attempt int           // the attempt that failed, from 1
+	Wait    time.Duration // the wait before the next attempt
+	// Asked is the receiver's Retry-After when it asked for longer than
+	// the maximum backoff, which Wait is then capped at; zero otherwise.
+	Asked time.Duration
+	Err   error
+}
+
+// RetryNotify is Retry, calling onRetry (when not nil) before each wait.
+func RetryNotify(ctx context.Context, n Notifier, events []event.Event, maxAttempts int, b Backoff, keepAlive func(), keepAliveEvery time.Duration, onRetry func(RetryInfo)) (attempts int, permanent bool, err error) {
 	for attempts = 1; ; attempts++ {
 		retry, err := n.Notify(ctx, events...)
 		if err == nil {
@@ -75,12 +91,18 @@ func Retry(ctx context.Context, n Notifier, events []event.Event, maxAttempts in
 		if attempts >= maxAttempts {
 			return attempts, false, err
 		}
-		wait := b.Delay(attempts - 1)
+		info := RetryInfo{Attempt: attempts, Wait: b.Delay(attempts - 1), Err: err}
 		var ra RetryAfter
-		if errors.As(err, &ra) && ra.RetryAfter() > wait {
-			wait = ra.RetryAfter()
+		if errors.As(err, &ra) && ra.RetryAfter() > info.Wait {
+			info.Wait = ra.RetryAfter()
+			if b.Max > 0 && info.Wait > b.Max {
+				info.Asked, info.Wait = info.Wait, b.Max
+			}
 		}
-		if werr := sleep(ctx, wait, keepAlive, keepAliveEvery); werr != nil {
+		if onRetry != nil {
+			onRetry(info)
+		}
+		if werr := sleep(ctx, info.Wait, keepAlive, keepAliveEvery); werr != nil {
 			return attempts, false, errors.Join(werr, err)
 		}
 	}

@@ -3,6 +3,7 @@ package slack
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,7 +61,8 @@ func worstFirst(events []event.Event) {
 		if v := values(e).FlowLeft; v != nil {
 			return *v
 		}
-		return 0
+		return math.Inf(1) // unknown: not the worst, listed after the known
+
 	}
 	sort.SliceStable(events, func(i, j int) bool {
 		a, b := &events[i], &events[j]
@@ -73,7 +75,7 @@ func worstFirst(events []event.Event) {
 
 func mb(v *float64) string {
 	if v == nil {
-		return "?"
+		return "unknown"
 	}
 	return strconv.FormatFloat(*v, 'f', -1, 64) + " MB"
 }
@@ -124,9 +126,17 @@ func fields(e *event.Event) []*slack.TextBlockObject {
 	if e.Entity == "pool" {
 		pairs = [][2]string{{"Pool", kv.Name + " (" + e.EntityID + ")"}, {"Left", mb(kv.FlowLeft)}, {"Used", mb(kv.FlowUsed) + " of " + mb(kv.FlowTotal)}}
 	} else if e.Entity == "card" {
-		pairs = [][2]string{{"ICCID", e.ICCID}, {"Status", kv.Status}, {"Left", mb(kv.FlowLeft) + " of " + mb(kv.FlowTotal)}}
+		status := kv.Status
+		if status == "" {
+			status = "unknown"
+		}
+		pairs = [][2]string{{"ICCID", e.ICCID}, {"Status", status}, {"Left", mb(kv.FlowLeft) + " of " + mb(kv.FlowTotal)}}
 	} else {
-		pairs = [][2]string{{strings.ToUpper(e.Entity[:1]) + e.Entity[1:], e.EntityID}}
+		name := "Entity"
+		if e.Entity != "" {
+			name = strings.ToUpper(e.Entity[:1]) + e.Entity[1:]
+		}
+		pairs = [][2]string{{name, e.EntityID}}
 	}
 	pairs = append(pairs, [2]string{"Provider", e.Provider})
 	out := make([]*slack.TextBlockObject, len(pairs))

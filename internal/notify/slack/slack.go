@@ -8,13 +8,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
 
 	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/notify/webhook"
 )
 
 // Threads remembers where each event was posted. It makes retries
@@ -54,9 +58,10 @@ func New(o Options) (*Notifier, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	if o.Client == nil {
-		o.Client = &http.Client{}
-	}
+	// Never follow a redirect: the token or the webhook's secret path would
+	// go along to wherever it points. A 3xx becomes a RedirectError.
+	o.Client = webhook.NoRedirects(o.Client)
+	o.Client.Transport = redirectStopper{base: o.Client.Transport}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -79,6 +84,68 @@ var permanent = map[string]bool{
 	"msg_too_long": true, "restricted_action": true, "no_service": true, "invalid_token": true,
 }
 
+// RedirectError is a 3xx answer, which is never followed.
+type RedirectError struct {
+	Status int
+	Host   string // the redirect's target host; never its path or query
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("HTTP %d redirect to %s not followed (check the url)", e.Status, e.Host)
+}
+
+// redirectStopper turns 3xx answers into a RedirectError, so that slack-go
+// reports where the redirect pointed.
+type redirectStopper struct{ base http.RoundTripper }
+
+func (t redirectStopper) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil || resp.StatusCode/100 != 3 || resp.StatusCode == http.StatusNotModified {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	_ = resp.Body.Close()
+	return nil, &RedirectError{Status: resp.StatusCode, Host: webhook.RedirectTarget(req.URL, resp.Header.Get("Location"))}
+}
+
+// redactedError is an error whose text had a secret URL taken out.
+type redactedError struct {
+	msg   string
+	inner error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.inner }
+
+// redact takes URLs out of an error's text: net/http quotes the request URL
+// whole (url.Error), and an incoming-webhook URL is a secret. The chain below
+// the url.Error is kept for classification.
+func redact(err error, secret string) error {
+	msg := err.Error()
+	var inner error
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		inner = ue.Err
+		msg = strings.ReplaceAll(msg, strconv.Quote(ue.URL), "[url redacted]")
+		msg = strings.ReplaceAll(msg, ue.URL, "[url redacted]")
+	}
+	if secret != "" {
+		msg = strings.ReplaceAll(msg, secret, "[url redacted]")
+		if u, perr := url.Parse(secret); perr == nil && len(u.Path) > 1 {
+			msg = strings.ReplaceAll(msg, u.Path, "[path redacted]")
+			msg = strings.ReplaceAll(msg, u.EscapedPath(), "[path redacted]")
+		}
+	}
+	if ue == nil && msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, inner: inner}
+}
+
 // Error is a post Slack did not accept.
 type Error struct {
 	Err        error
@@ -92,6 +159,10 @@ func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 // classify says whether a Slack failure is worth retrying, and how long Slack
 // asked us to wait.
 func classify(err error) (bool, error) {
+	var re *RedirectError
+	if errors.As(err, &re) {
+		return false, &Error{Err: err}
+	}
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
 		return true, &Error{Err: err, retryAfter: rl.RetryAfter}
@@ -200,7 +271,7 @@ func (n *Notifier) post(ctx context.Context, events []event.Event, channel, thre
 		if ctx.Err() != nil {
 			return true, fmt.Errorf("slack: %w", ctx.Err())
 		}
-		return classify(err)
+		return classify(redact(err, n.o.WebhookURL))
 	}
 	if n.o.Threads != nil {
 		now := n.o.Now()

@@ -57,9 +57,7 @@ func New(o Options) *Notifier {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	if o.Client == nil {
-		o.Client = &http.Client{}
-	}
+	o.Client = NoRedirects(o.Client)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -73,6 +71,37 @@ type Payload struct {
 	Status   string        `json:"status"`
 	GroupKey string        `json:"group_key"`
 	Events   []event.Event `json:"events"`
+}
+
+// NoRedirects returns a copy of c (or of a zero client) that never follows a
+// redirect: a signed post must reach the configured receiver, not be replayed
+// as a GET or sent to another host. The 3xx comes back as the answer.
+func NoRedirects(c *http.Client) *http.Client {
+	var cp http.Client
+	if c != nil {
+		cp = *c
+	}
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
+}
+
+// RedirectTarget is the host a redirect answer points to, never its path or
+// query (which may carry secrets).
+func RedirectTarget(req *url.URL, location string) string {
+	if location == "" {
+		return "(no Location)"
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return "(unreadable Location)"
+	}
+	if req != nil {
+		u = req.ResolveReference(u)
+	}
+	if u.Host == "" {
+		return "(no host)"
+	}
+	return u.Host
 }
 
 // Error is a post the receiver did not accept.
@@ -98,7 +127,7 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 		Receiver: n.o.Name,
 		Status:   status(events),
 		GroupKey: groupKey(events),
-		Events:   events,
+		Events:   wireEvents(events),
 	}
 	if n.o.Format == FormatAlertmanager {
 		payload = alertmanagerPayload(n.o.Name, n.o.ExternalURL, events)
@@ -130,6 +159,11 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode/100 == 2 {
 		return false, nil
+	}
+	if resp.StatusCode/100 == 3 {
+		// Not followed (see NoRedirects), and not retried: the url is wrong.
+		return false, fmt.Errorf("webhook %s: HTTP %d redirect to %s not followed (check the url)",
+			n.o.Name, resp.StatusCode, RedirectTarget(req.URL, resp.Header.Get("Location")))
 	}
 	e := &Error{Status: resp.StatusCode, Body: strings.TrimSpace(string(snippet))}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
@@ -174,6 +208,19 @@ func IdempotencyKey(events []event.Event) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// wireEvents drops the fields that only route an event inside the watcher
+// (which notifiers it is for, the silence that muted it): they are not part
+// of the receiver's payload.
+func wireEvents(events []event.Event) []event.Event {
+	out := make([]event.Event, len(events))
+	for i, e := range events {
+		e.Notify = nil
+		e.Silenced = ""
+		out[i] = e
+	}
+	return out
 }
 
 func status(events []event.Event) string {
