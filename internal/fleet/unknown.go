@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"strings"
+	"time"
 )
 
 // Unknown marks the fields of a Card or Pool whose value the provider did
@@ -101,13 +102,36 @@ const (
 // Validate checks that every known figure of the card is a finite, possible
 // value: flows within ±MaxCardMB, used and total not negative.
 func (c *Card) Validate() error {
-	return validateFlows(c.Unknown, CardField, MaxCardMB, c.FlowUsed, c.FlowLeft, c.FlowTotal)
+	if err := validateFlows(c.Unknown, CardField, MaxCardMB, c.FlowUsed, c.FlowLeft, c.FlowTotal); err != nil {
+		return err
+	}
+	if err := CheckTime("expire_time", c.ExpireTime); err != nil {
+		return err
+	}
+	return CheckTime("act_date", c.ActDate)
+}
+
+// Dates a SIM's plan or activation can have: anything else is a fault.
+var (
+	minDate = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxDate = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// CheckTime checks a date: zero (not given) or between 1970 and 2200.
+func CheckTime(field string, t time.Time) error {
+	if t.IsZero() || (!t.Before(minDate) && t.Before(maxDate)) {
+		return nil
+	}
+	return fmt.Errorf("%s: %s is not a real date (want 1970..2199)", field, t.UTC().Format(time.RFC3339))
 }
 
 // Validate checks a pool's figures as Card.Validate does, within MaxPoolMB,
 // and that member counts are not negative.
 func (p *Pool) Validate() error {
 	if err := validateFlows(p.Unknown, PoolField, MaxPoolMB, p.FlowUsed, p.FlowLeft, p.FlowTotal); err != nil {
+		return err
+	}
+	if err := CheckTime("expired_time", p.ExpiredTime); err != nil {
 		return err
 	}
 	for _, f := range []struct {

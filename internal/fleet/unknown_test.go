@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -57,4 +58,12 @@ func TestValidateRejectsAbsurdFigures(t *testing.T) {
 	}
 	require.ErrorContains(t, (&Pool{Quantity: -2}).Validate(), "quantity: -2 is negative")
 	require.NoError(t, (&Pool{FlowLeft: -9e12, FlowTotal: 1e13}).Validate(), "a deep overdraft of a huge pool is possible")
+}
+
+func TestValidateRejectsImpossibleDates(t *testing.T) {
+	year0 := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.ErrorContains(t, (&Card{ExpireTime: year0}).Validate(), "expire_time: 0000-01-01T00:00:00Z is not a real date")
+	require.ErrorContains(t, (&Card{ActDate: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}).Validate(), "act_date")
+	require.ErrorContains(t, (&Pool{ExpiredTime: year0}).Validate(), "expired_time")
+	require.NoError(t, (&Card{ExpireTime: time.Date(2099, 12, 31, 0, 0, 0, 0, time.UTC)}).Validate())
 }

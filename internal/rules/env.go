@@ -36,7 +36,7 @@ type helpers struct {
 
 	// Usage history (daily MB, China-time days).
 	UsageToday             func() float64              `expr:"usage_today" doc:"MB|used today (China time), from listings; unknown with provider daily data (GSL), which ends yesterday"`
-	UsageLast              func(window string) float64 `expr:"usage_last" doc:"MB|used over a window of whole days including today, e.g. usage_last(\"168h\"); with provider daily data (GSL), the window's days end at the last day the provider has published"`
+	UsageLast              func(window string) float64 `expr:"usage_last" doc:"MB|used over the window's whole days, today the last (\"24h\" is today, \"168h\" the last 7 days); with provider daily data (GSL) the days end at the last day the provider has published"`
 	DailyAvg               func(days int) float64      `expr:"daily_avg" doc:"MB/day|average daily use over the last n complete days with data"`
 	DaysToExhaust          func() float64              `expr:"days_to_exhaust" doc:"days|flow_left divided by the 7-day average; +Inf when nothing is used"`
 	ExhaustsBeforeCycleEnd func() bool                 `expr:"exhausts_before_cycle_end" doc:"|true when days_to_exhaust() ends before the billing month does"`
@@ -101,7 +101,7 @@ func newHelpers(now time.Time, changed, known func(string) bool, h *usage) helpe
 				mb, _ := hist.Sum(h.through-days+1, h.through)
 				return mb
 			}
-			mb, _ := hist.Sum(h.today-days, h.today)
+			mb, _ := hist.Sum(h.today-days+1, h.today) // days whole days, today the last
 			return mb
 		},
 		DailyAvg:      func(days int) float64 { return h.burn(int32(days)) },

@@ -193,7 +193,7 @@ func TestHistoryHelpers(t *testing.T) {
 	set, err := Parse("r.yaml", []byte(`rules:
   - {name: runs_out, on: card, when: 'days_to_exhaust() < 7.5'}
   - {name: before_cycle_end, on: card, when: 'exhausts_before_cycle_end()'}
-  - {name: heavy_week, on: card, when: 'usage_last("168h") >= 70 && daily_avg(7) == 10'}
+  - {name: heavy_week, on: card, when: 'usage_last("168h") == 64 && usage_last("24h") == 4 && daily_avg(7) == 10'}
   - {name: today, on: card, when: 'usage_today() > 3 && history_source() == "snapshot" && history_days() == 8'}
 `), LoadOptions{})
 	require.NoError(t, err)

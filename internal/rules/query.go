@@ -80,9 +80,13 @@ func (q *Query) MatchPool(p *fleet.Pool) (bool, error) {
 }
 
 func (q *Query) run(env any) (bool, error) {
+	q.cycle.usage.unknown = false
 	out, err := q.cycle.vm.Run(q.program, env)
 	if err != nil {
 		return false, err
+	}
+	if q.cycle.usage.unknown {
+		return false, nil // a helper had no figure: as a rule, no match
 	}
 	b, _ := out.(bool)
 	return b, nil

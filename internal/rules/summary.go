@@ -32,10 +32,13 @@ func (r *Rule) parseSummary() error {
 	return err
 }
 
+// mustJSON encodes an entity for an event. It never panics: an entity that
+// cannot be encoded (providers' pages are validated, so this is a bug
+// guard) becomes an object naming the error.
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic(err)
+		b, _ = json.Marshal(map[string]string{"error": "not encodable: " + err.Error()})
 	}
 	return b
 }

@@ -119,8 +119,8 @@ func DecodeCard(b []byte) (fleet.Card, error) {
 	c.APN = d.string()
 	if version == cardCodecV2 {
 		c.Unknown = fleet.Unknown(d.uvarint())
-	} else if c.Status == "unknown" {
-		c.Status, c.Unknown = "", fleet.CardField("status")
+	} else {
+		c.Unknown = v1Unknown(&c)
 	}
 	if d.err {
 		return fleet.Card{}, errCorrupt
@@ -201,4 +201,30 @@ func (d *decoder) time() time.Time {
 	sec := d.varint()
 	nsec := d.uvarint()
 	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+// v1Unknown guesses what a version 1 record did not say: it was written
+// before unknown values existed, when a value the provider left out was
+// stored as its zero (or "unknown" for a status). Such a zero may have been
+// a gap, so it counts as unknown: an upgrade never compares a new reading
+// with a 0 the provider never sent.
+func v1Unknown(c *fleet.Card) fleet.Unknown {
+	var u fleet.Unknown
+	if c.Status == "unknown" || c.Status == "" {
+		c.Status = ""
+		u |= fleet.CardField("status")
+	}
+	for _, f := range []struct {
+		name string
+		zero bool
+	}{
+		{"flow_used", c.FlowUsed == 0}, {"flow_left", c.FlowLeft == 0}, {"flow_total", c.FlowTotal == 0},
+		{"device_status", c.DeviceStatus == 0}, {"imei", c.IMEI == ""},
+		{"expire_time", c.ExpireTime.IsZero()}, {"act_date", c.ActDate.IsZero()},
+	} {
+		if f.zero {
+			u |= fleet.CardField(f.name)
+		}
+	}
+	return u
 }

@@ -265,9 +265,6 @@ func (d *simDevice) card(name string, c *fleet.Card) error {
 	} else {
 		c.FlowTotal = c.FlowUsed + c.FlowLeft
 	}
-	if err := c.Validate(); err != nil {
-		return err
-	}
 	if d.SimPoolID != nil && *d.SimPoolID != 0 {
 		c.PoolID = strconv.FormatInt(*d.SimPoolID, 10)
 	}
@@ -293,7 +290,7 @@ func (d *simDevice) card(name string, c *fleet.Card) error {
 			c.Attributes[attrNames[i]] = v
 		}
 	}
-	return nil
+	return c.Validate() // last: every field, dates included, is set
 }
 
 var attrNames = [...]string{"customer_attribute1", "customer_attribute2", "customer_attribute3",
@@ -321,10 +318,9 @@ func (p *simPool) pool(name string, out *fleet.Pool) error {
 	known(&out.Activated, p.ActivatedQuantity, u, poolActivated)
 	known(&out.Inactive, p.InactiveQuantity, u, poolInactive)
 	known(&out.Disassembled, p.DisassembledAmount, u, poolDisassembled)
-	if err := out.Validate(); err != nil {
+	var err error
+	if out.ExpiredTime, err = parseTime("expired_time", p.ExpiredTime, &out.Unknown, poolExpiredTime); err != nil {
 		return err
 	}
-	var err error
-	out.ExpiredTime, err = parseTime("expired_time", p.ExpiredTime, &out.Unknown, poolExpiredTime)
-	return err
+	return out.Validate() // last: every field, dates included, is set
 }

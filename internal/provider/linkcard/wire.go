@@ -254,9 +254,6 @@ func (d *cardDTO) card(name string, c *fleet.Card) error {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
-	if err := c.Validate(); err != nil {
-		return err
-	}
 	if c.ExpireTime, err = parseTime("ExpireTime", d.ExpireTime); err != nil {
 		return err
 	} else if d.ExpireTime == "" {
@@ -280,7 +277,7 @@ func (d *cardDTO) card(name string, c *fleet.Card) error {
 			c.Attributes[a.k] = a.v
 		}
 	}
-	return nil
+	return c.Validate() // last: every field, dates included, is set
 }
 
 // derivePools builds a Pool for every pool key the cards share: totals, usage
