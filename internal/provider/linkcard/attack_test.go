@@ -19,7 +19,7 @@ import (
 )
 
 func lcCard(iccid string) string {
-	return fmt.Sprintf(`{"Iccid":%q,"Status":"30","OsStatus":"1","DataLevel":"100MB","PeriodAddFlow":"10MB","PeriodRestFlow":"90MB"}`, iccid)
+	return fmt.Sprintf(`{"Iccid":%q,"Status":"30","OsStatus":"1","DataType":"singlecard","DataLevel":"100MB","PeriodAddFlow":"10MB","PeriodRestFlow":"90MB"}`, iccid)
 }
 
 func lcPage(no, pageCount, total int, cards ...string) string {
@@ -108,10 +108,10 @@ func TestAttackLinkCardHostilePages(t *testing.T) {
 		{"Success false under 200", map[int]string{1: `{"Code":"Forbidden","Success":false,"ErrorMessage":"no"}`}, "Forbidden"},
 		{"the same card on two pages", map[int]string{1: lcPage(1, 2, 11, ten(0)...), 2: lcPage(2, 2, 11, ten(0)[0])}, "twice"},
 		{"Iccid a number", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":8986,"Status":"30"}`)}, "page"},
-		{"Status a number", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":"8986","Status":30}`)}, "page"},
-		{"flow 12 without a unit", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":"8986","Status":"30","DataLevel":"12"}`)}, "DataLevel"},
-		{"a flow of 1e400", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":"8986","Status":"30","DataLevel":"1`+strings.Repeat("0", 400)+`MB"}`)}, "beyond"},
-		{"negative usage", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":"8986","Status":"30","PeriodAddFlow":"-5MB"}`)}, "negative"},
+		{"Status a number", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":"8986","Status":30,"DataType":"singlecard"}`)}, "page"},
+		{"flow 12 without a unit", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":"8986","Status":"30","DataType":"singlecard","DataLevel":"12"}`)}, "DataLevel"},
+		{"a flow of 1e400", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":"8986","Status":"30","DataType":"singlecard","DataLevel":"1`+strings.Repeat("0", 400)+`MB"}`)}, "beyond"},
+		{"negative usage", map[int]string{1: lcPage(1, 1, 1, `{"Iccid":"8986","Status":"30","DataType":"singlecard","PeriodAddFlow":"-5MB"}`)}, "negative"},
 		{"a redirect", map[int]string{1: lcPage(1, 2, 15, ten(0)...), 2: "REDIRECT https://signin.example.com/?AccessKeyId=k"}, "signin.example.com"},
 		{"a BOM", map[int]string{1: "\ufeff" + lcPage(1, 1, 1, ten(0)[0])}, "page"},
 	} {

@@ -2,6 +2,7 @@ package linkcard
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -39,10 +40,10 @@ type cardDTO struct {
 	Iccid          *string  `json:"Iccid"`
 	Status         *string  `json:"Status"`
 	OsStatus       *string  `json:"OsStatus"`
-	DataType       string   `json:"DataType"`
-	CredentialType string   `json:"CredentialType"`
-	CredentialNo   string   `json:"CredentialNo"`
-	PoolID         string   `json:"PoolId"`
+	DataType       *string  `json:"DataType"`
+	CredentialType *string  `json:"CredentialType"`
+	CredentialNo   *string  `json:"CredentialNo"`
+	PoolID         *string  `json:"PoolId"`
 	PeriodRestFlow *string  `json:"PeriodRestFlow"`
 	PeriodAddFlow  *string  `json:"PeriodAddFlow"`
 	DataLevel      *string  `json:"DataLevel"`
@@ -180,15 +181,32 @@ func first(s []string) string {
 }
 
 // poolKey is the pool a card draws on: its PoolId, or for shared data types
-// its CredentialNo. Empty means the card has its own allowance.
-func (d *cardDTO) poolKey() string {
-	if d.PoolID != "" {
-		return d.PoolID
+// its CredentialNo. Empty means the card has its own allowance. Which pool
+// a card draws on decides its pool's figures, so a card whose membership
+// the page does not tell (no PoolId, and no DataType or CredentialType, or
+// a shared type without a CredentialNo) fails the page rather than leave
+// its pool.
+func (d *cardDTO) poolKey() (string, error) {
+	if id := strings.TrimSpace(str(d.PoolID)); id != "" {
+		return id, nil
 	}
-	if sharedDataTypes[d.DataType] || sharedDataTypes[d.CredentialType] {
-		return d.CredentialNo
+	if d.DataType == nil && d.CredentialType == nil {
+		return "", errors.New("DataType: missing or null, and no PoolId: the card's pool cannot be told")
 	}
-	return ""
+	if sharedDataTypes[str(d.DataType)] || sharedDataTypes[str(d.CredentialType)] {
+		if strings.TrimSpace(str(d.CredentialNo)) == "" {
+			return "", errors.New("CredentialNo: missing or empty on a shared data type: the card's pool cannot be told")
+		}
+		return *d.CredentialNo, nil
+	}
+	return "", nil
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // code parses a status code; missing, null or "" is not given.
@@ -219,13 +237,15 @@ func (d *cardDTO) card(name string, c *fleet.Card) error {
 		ICCID:       iccid,
 		MSISDN:      first(d.Msisdn),
 		IMSI:        first(d.Imsi),
-		PoolID:      d.poolKey(),
-		Plan:        d.CredentialNo,
+		Plan:        str(d.CredentialNo),
 		Vendor:      d.Vendor,
 		APN:         d.ApnName,
 		NetworkType: d.NetworkType,
 	}
 	var err error
+	if c.PoolID, err = d.poolKey(); err != nil {
+		return err
+	}
 	var given bool
 	if c.StatusCode, given, err = code("Status", d.Status); err != nil {
 		return err
@@ -269,7 +289,7 @@ func (d *cardDTO) card(name string, c *fleet.Card) error {
 			c.Tags = append(c.Tags, name)
 		}
 	}
-	for _, a := range [...]struct{ k, v string }{{"data_type", d.DataType}, {"sim_type", d.SimType}, {"remark", d.Remark}} {
+	for _, a := range [...]struct{ k, v string }{{"data_type", str(d.DataType)}, {"sim_type", d.SimType}, {"remark", d.Remark}} {
 		if a.v != "" {
 			if c.Attributes == nil {
 				c.Attributes = map[string]string{}
