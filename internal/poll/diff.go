@@ -68,7 +68,8 @@ func (d diffed[T]) next(prev map[string]uint64, removed []string) map[string]uin
 
 // changes turns a diff into what rules.Evaluate reads, with the previous
 // version of every changed and absent entity read from the snapshot.
-func changes[T any](d diffed[T], get func(id string) (T, bool, error)) (rules.Changes[T], error) {
+// Absent entities in hold are left out: they wait as they are.
+func changes[T any](d diffed[T], get func(id string) (T, bool, error), hold map[string]bool) (rules.Changes[T], error) {
 	var ch rules.Changes[T]
 	ch.Same = d.same
 	ch.Changed = make([]rules.Change[T], 0, len(d.changed))
@@ -84,6 +85,9 @@ func changes[T any](d diffed[T], get func(id string) (T, bool, error)) (rules.Ch
 		ch.Changed = append(ch.Changed, rc)
 	}
 	for _, id := range d.absent {
+		if hold[id] {
+			continue
+		}
 		prev, ok, err := get(id)
 		if err != nil {
 			return ch, err

@@ -128,8 +128,10 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	pools := diff(snap.Pools, poolID, encodePool, p.poolFP)
 	res.Diff = time.Since(t)
 
+	hold := p.confirmRemovals(ctx, cards)
+
 	t = time.Now()
-	in, out, err := p.evaluate(now, cards, pools, daily)
+	in, out, err := p.evaluate(now, cards, pools, daily, hold)
 	res.Eval = time.Since(t)
 	if err != nil {
 		return res, fmt.Errorf("poll %s: evaluate: %w", p.o.Provider, err)
@@ -208,7 +210,8 @@ func (p *Poller) load() error {
 // evaluate reads what the rules need (the previous version of what changed
 // or went missing, usage history, first IMEIs) in one read transaction and
 // runs rules.Evaluate.
-func (p *Poller) evaluate(now time.Time, cards diffed[fleet.Card], pools diffed[fleet.Pool], daily *dailyUsage) (rules.Input, rules.Output, error) {
+// Cards in hold are absent but not to be removed yet (see confirmRemovals).
+func (p *Poller) evaluate(now time.Time, cards diffed[fleet.Card], pools diffed[fleet.Pool], daily *dailyUsage, hold map[string]bool) (rules.Input, rules.Output, error) {
 	in := rules.Input{Provider: p.o.Provider, Now: now, State: p.state, SnapshotUsage: p.o.Daily == nil, ClockEvery: p.o.ClockEvery}
 	var out rules.Output
 	err := p.o.Store.View(func(tx *store.Tx) error {
@@ -216,10 +219,10 @@ func (p *Poller) evaluate(now time.Time, cards diffed[fleet.Card], pools diffed[
 		if err != nil {
 			return err
 		}
-		if in.Cards, err = changes(cards, pt.Card); err != nil {
+		if in.Cards, err = changes(cards, pt.Card, hold); err != nil {
 			return err
 		}
-		if in.Pools, err = changes(pools, pt.Pool); err != nil {
+		if in.Pools, err = changes(pools, pt.Pool, nil); err != nil {
 			return err
 		}
 		meta, err := pt.Meta()

@@ -2,6 +2,7 @@ package poll
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -252,4 +253,64 @@ func (h *hidingSource) Fetch(ctx context.Context) (fleet.Snapshot, error) {
 	snap, err := h.Source.Fetch(ctx)
 	snap.Cards = slices.DeleteFunc(snap.Cards, func(c fleet.Card) bool { return h.hide[c.ID] })
 	return snap, err
+}
+
+// hidingFinder hides cards from listings but can be asked about them, as a
+// provider whose offset paging drifted.
+type hidingFinder struct {
+	hidingSource
+	find func(ctx context.Context, cards map[string]string) (map[string]bool, error)
+}
+
+func (h *hidingFinder) FindCards(ctx context.Context, cards map[string]string) (map[string]bool, error) {
+	return h.find(ctx, cards)
+}
+
+// Two listings without a card remove it only once the provider, asked
+// about the card itself, does not have it either.
+func TestRemovalConfirmedByLookup(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		find    func(real Finder) func(context.Context, map[string]string) (map[string]bool, error)
+		removed bool
+	}{
+		{"the provider still has it", func(real Finder) func(context.Context, map[string]string) (map[string]bool, error) {
+			return real.FindCards
+		}, false},
+		{"the lookup fails", func(Finder) func(context.Context, map[string]string) (map[string]bool, error) {
+			return func(context.Context, map[string]string) (map[string]bool, error) { return nil, errors.New("HTTP 500") }
+		}, false},
+		{"it is gone", func(Finder) func(context.Context, map[string]string) (map[string]bool, error) {
+			return func(context.Context, map[string]string) (map[string]bool, error) { return map[string]bool{}, nil }
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, lowRule+`  - {name: card_removed, on: card, when: removed}
+`)
+			r.low(3, 99)
+			src := &hidingFinder{hidingSource: hidingSource{Source: r.client, hide: map[string]bool{}}, find: tc.find(r.client)}
+			p := New(Options{Provider: "hw", Source: src, Store: r.store, Rules: func() *rules.Set { return r.set },
+				Now: func() time.Time { return r.now }})
+			ctx := context.Background()
+			_, err := p.Cycle(ctx)
+			require.NoError(t, err)
+			require.Len(t, r.outbox(), 1)
+			src.hide["4900000000004"] = true
+			for range 2 {
+				_, err = p.Cycle(ctx)
+				require.NoError(t, err)
+			}
+			if tc.removed {
+				require.ElementsMatch(t, []string{"resolved card_low_flow 4900000000004", "transition card_removed 4900000000004"}, r.outbox())
+				return
+			}
+			require.Empty(t, r.outbox(), "a card the provider may still have is not removed")
+			delete(src.hide, "4900000000004")
+			res, err := p.Cycle(ctx)
+			require.NoError(t, err)
+			require.Zero(t, res.Missing+res.Removed)
+			require.Empty(t, r.outbox())
+			require.Equal(t, 1, res.Firing)
+		})
+	}
 }

@@ -17,7 +17,7 @@ import (
 // same expression does not fire (today is unknown with daily data), but
 // the query matches, reading the unknown figure as 0 MB.
 func TestAttack2QueryUsageTodayOverDailyDataMatches(t *testing.T) {
-	// BREAKS: 6 (one evaluation for rules and queries) and 2 (unknown is never 0).
+	// Regression: a hostile tester found this.
 	const expr = `history_source() == "daily" && usage_today() < 1`
 	today := fleet.DayOf(t0)
 	h := fleet.History{Source: fleet.HistoryDaily}
@@ -44,7 +44,7 @@ func TestAttack2QueryUsageTodayOverDailyDataMatches(t *testing.T) {
 // usage_last("24h") on listing-derived history ("whole days, today
 // included") should be today alone; it also counts yesterday.
 func TestAttack2UsageLastWindowOneDayTooLong(t *testing.T) {
-	// BREAKS: README Usage history helpers (usage_last window is whole days, today included)
+	// Regression: a hostile tester found this.
 	today := fleet.DayOf(t0)
 	h := fleet.History{Source: fleet.HistorySnapshot}
 	h.Set(today-1, 100) // yesterday

@@ -113,13 +113,17 @@ func (c *card) gslVO() simDeviceVO {
 func (s *Server) listCards(w http.ResponseWriter, r *http.Request, q pageReq) {
 	f := s.o.Fleet
 	f.mu.RLock()
-	idx := q.Fault.pick(len(f.cards), q.Page, q.Limit)
+	cards := f.cards
+	if r.URL.Query().Get("main_search_type") == "1" { // by container id: the ICCID
+		cards = f.byICCID(r.URL.Query().Get("main_search_key"))
+	}
+	idx := q.Fault.pick(len(cards), q.Page, q.Limit)
 	page := make([]*card, len(idx))
 	for i, j := range idx {
-		page[i] = f.cards[j]
+		page[i] = cards[j]
 	}
 	list := renderList(page, (*card).gslVO, func(c *card) *overrides { return &c.over })
-	count := q.Fault.count(len(f.cards))
+	count := q.Fault.count(len(cards))
 	f.mu.RUnlock()
 	writeJSON(w, http.StatusOK, struct {
 		Limit    int `json:"limit"`
@@ -179,4 +183,13 @@ func window(n, page, limit int) (lo, hi int) {
 	lo = min((page-1)*limit, n)
 	hi = min(lo+limit, n)
 	return lo, hi
+}
+
+// byICCID is the listing filtered to one ICCID (GSL main_search_key,
+// LinkCard Iccid). Callers hold f.mu.
+func (f *Fleet) byICCID(iccid string) []*card {
+	if c := f.byICC[iccid]; c != nil {
+		return []*card{c}
+	}
+	return nil
 }

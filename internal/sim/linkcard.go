@@ -178,13 +178,17 @@ func (s *Server) linkcard(w http.ResponseWriter, r *http.Request) {
 	}
 	fl := s.o.Fleet
 	fl.mu.RLock()
-	idx := f.pick(len(fl.cards), pageNo, pageSize)
+	cards := fl.cards
+	if iccid, ok := params["Iccid"]; ok {
+		cards = fl.byICCID(iccid)
+	}
+	idx := f.pick(len(cards), pageNo, pageSize)
 	page := make([]*card, len(idx))
 	for i, j := range idx {
-		page[i] = fl.cards[j]
+		page[i] = cards[j]
 	}
 	list := renderList(page, (*card).linkcardDTO, func(c *card) *overrides { return &c.over })
-	n := len(fl.cards)
+	n := len(cards)
 	fl.mu.RUnlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"Code": "200", "Success": true, "RequestId": rid,
