@@ -65,6 +65,24 @@ func CardField(name string) Unknown { return cardBits.bit[name] }
 // PoolField is the Unknown bit of a pool field.
 func PoolField(name string) Unknown { return poolBits.bit[name] }
 
+// CardFields is the Unknown bits of several card fields.
+func CardFields(names ...string) Unknown {
+	var u Unknown
+	for _, n := range names {
+		u |= CardField(n)
+	}
+	return u
+}
+
+// PoolFields is the Unknown bits of several pool fields.
+func PoolFields(names ...string) Unknown {
+	var u Unknown
+	for _, n := range names {
+		u |= PoolField(n)
+	}
+	return u
+}
+
 // MayBeUnknown reports whether a field of an entity kind ("card", "pool")
 // can be unknown: the providers may leave it out.
 func MayBeUnknown(entity, name string) bool {

@@ -199,12 +199,7 @@ func cardValue(t *testing.T, patch sim.CardPatch) (fleet.Card, error) {
 
 // A value the provider left out or gave as null is unknown, never 0.
 func TestCardValuesUnknown(t *testing.T) {
-	bits := func(names ...string) (u fleet.Unknown) {
-		for _, n := range names {
-			u |= fleet.CardField(n)
-		}
-		return u
-	}
+	bits := fleet.CardFields
 	tests := []struct {
 		name  string
 		patch sim.CardPatch

@@ -124,18 +124,8 @@ func pooled(t *testing.T) (*sim.Server, string, string) {
 }
 
 func TestCardValues(t *testing.T) {
-	card := func(names ...string) (u fleet.Unknown) {
-		for _, n := range names {
-			u |= fleet.CardField(n)
-		}
-		return u
-	}
-	pool := func(names ...string) (u fleet.Unknown) {
-		for _, n := range names {
-			u |= fleet.PoolField(n)
-		}
-		return u
-	}
+	card := fleet.CardFields
+	pool := fleet.PoolFields
 	tests := []struct {
 		name  string
 		patch sim.CardPatch
