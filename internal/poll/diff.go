@@ -9,6 +9,7 @@ import (
 // change is one entity of the new listing that differs from the snapshot,
 // with the encoding the snapshot will store.
 type change[T any] struct {
+	id  string
 	cur *T
 	enc []byte
 	fp  uint64
@@ -40,7 +41,7 @@ func diff[T any](items []T, id func(*T) string, encode func([]byte, *T) []byte, 
 			d.same = append(d.same, it)
 			continue
 		}
-		d.changed = append(d.changed, change[T]{cur: it, enc: append([]byte(nil), buf...), fp: fp})
+		d.changed = append(d.changed, change[T]{id: key, cur: it, enc: append([]byte(nil), buf...), fp: fp})
 	}
 	for key := range fps {
 		if _, ok := d.fps[key]; !ok {
@@ -74,7 +75,7 @@ func changes[T any](d diffed[T], get func(id string) (T, bool, error), hold map[
 	ch.Same = d.same
 	ch.Changed = make([]rules.Change[T], 0, len(d.changed))
 	for _, c := range d.changed {
-		prev, ok, err := get(idOf(c.cur))
+		prev, ok, err := get(c.id)
 		if err != nil {
 			return ch, err
 		}
@@ -97,17 +98,6 @@ func changes[T any](d diffed[T], get func(id string) (T, bool, error), hold map[
 		}
 	}
 	return ch, nil
-}
-
-// idOf is the id of a card or pool.
-func idOf[T any](v *T) string {
-	switch e := any(v).(type) {
-	case *fleet.Card:
-		return e.ID
-	case *fleet.Pool:
-		return e.ID
-	}
-	panic("poll: not an entity")
 }
 
 func cardID(c *fleet.Card) string                  { return c.ID }

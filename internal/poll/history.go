@@ -68,7 +68,7 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 			return err
 		}
 		for i := range cards {
-			if h, err := pt.History(store.CardHistoryKey(cards[i].ID)); err == nil && h.Source == fleet.HistoryDaily && len(h.Days) > 0 {
+			if pt.HistorySource(store.CardHistoryKey(cards[i].ID)) == fleet.HistoryDaily {
 				expected[cards[i].ID] = true
 			}
 		}

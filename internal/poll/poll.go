@@ -277,12 +277,12 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, in rules.Input, out 
 			return err
 		}
 		for _, ch := range cards.changed {
-			if err := pt.PutCard(ch.cur.ID, ch.enc); err != nil {
+			if err := pt.PutCard(ch.id, ch.enc); err != nil {
 				return err
 			}
 		}
 		for _, ch := range pools.changed {
-			if err := pt.PutPool(ch.cur.ID, ch.enc); err != nil {
+			if err := pt.PutPool(ch.id, ch.enc); err != nil {
 				return err
 			}
 		}

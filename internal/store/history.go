@@ -36,6 +36,27 @@ func (p *ProviderTx) History(key string) (fleet.History, error) {
 	return h, nil
 }
 
+// HistorySource is where an entity's stored history came from
+// (fleet.HistoryDaily, fleet.HistorySnapshot), or "" when none is stored.
+// It reads one byte, not the history: the poller asks it of every card.
+func (p *ProviderTx) HistorySource(key string) string {
+	b := p.sub(bucketHistory)
+	if b == nil {
+		return ""
+	}
+	v := b.Get([]byte(key))
+	if len(v) < 2 || v[1] == 0 { // source byte, then the count of days
+		return ""
+	}
+	switch v[0] {
+	case 1:
+		return fleet.HistoryDaily
+	case 2:
+		return fleet.HistorySnapshot
+	}
+	return ""
+}
+
 // PutHistory writes an entity's daily usage, keeping HistoryRetention days
 // before today.
 func (p *ProviderTx) PutHistory(key string, h fleet.History, today int32) error {

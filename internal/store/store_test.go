@@ -147,3 +147,38 @@ func TestDeliveryLog(t *testing.T) {
 	ok, _ = s.Delivered("crm", "old")
 	require.False(t, ok)
 }
+
+// HistorySource reads a stored history's source without decoding it, and
+// says "" for none stored and for an empty one.
+func TestHistorySource(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	today := fleet.DayOf(time.Date(2026, 11, 23, 4, 0, 0, 0, time.UTC))
+	require.NoError(t, st.Update(func(tx *Tx) error {
+		pt, err := tx.Provider("hw")
+		if err != nil {
+			return err
+		}
+		daily := fleet.History{Source: fleet.HistoryDaily}
+		for d := today - 200; d < today; d++ { // more than 127 days: a two-byte count before trimming
+			daily.Set(d, 1)
+		}
+		if err := pt.PutHistory(CardHistoryKey("1"), daily, today); err != nil {
+			return err
+		}
+		if err := pt.PutHistory(CardHistoryKey("2"), fleet.History{Source: fleet.HistorySnapshot, Days: []fleet.DayUsage{{Day: today, MB: 3}}}, today); err != nil {
+			return err
+		}
+		return pt.PutHistory(CardHistoryKey("3"), fleet.History{Source: fleet.HistoryDaily}, today)
+	}))
+	require.NoError(t, st.View(func(tx *Tx) error {
+		pt, err := tx.Provider("hw")
+		require.NoError(t, err)
+		require.Equal(t, fleet.HistoryDaily, pt.HistorySource(CardHistoryKey("1")))
+		require.Equal(t, fleet.HistorySnapshot, pt.HistorySource(CardHistoryKey("2")))
+		require.Empty(t, pt.HistorySource(CardHistoryKey("3")), "no days")
+		require.Empty(t, pt.HistorySource(CardHistoryKey("4")), "none stored")
+		return nil
+	}))
+}
