@@ -125,9 +125,15 @@ type Notifier struct {
 	MaxPerHour int      `yaml:"max_per_hour"` // default 10; the excess is dead-lettered
 	Timeout    Duration `yaml:"timeout"`
 	MaxDeliver int      `yaml:"max_deliver"` // attempts before an event is dead-lettered
-	MaxEvents  int      `yaml:"max_events"`  // events per webhook post
+	MaxEvents  int      `yaml:"max_events"`  // most events per post; 0 (default) means a group is one post
 	Backoff    Duration `yaml:"backoff"`     // first retry delay
 	MaxBackoff Duration `yaml:"max_backoff"`
+	// Grouping, with Alertmanager's meanings: events whose group_by fields
+	// agree go out together; a new group waits GroupWait for more to join,
+	// and a group that has been sent waits GroupInterval before the next.
+	GroupBy       []string  `yaml:"group_by"`       // default [rule]
+	GroupWait     *Duration `yaml:"group_wait"`     // default 10s (0 for console and action)
+	GroupInterval *Duration `yaml:"group_interval"` // default 1m (0 for console and action)
 }
 
 // IsDryRun reports whether an action notifier only logs and records (the
@@ -183,7 +189,8 @@ const (
 	DefaultUnhealthyAfter   = 3
 	DefaultClockEvery       = time.Hour
 	DefaultMaxDeliver       = 10
-	DefaultMaxEvents        = 100
+	DefaultGroupWait        = 10 * time.Second
+	DefaultGroupInterval    = time.Minute
 	DefaultBackoff          = time.Second
 	DefaultMaxBackoff       = 5 * time.Minute
 	DefaultNotifyTimeout    = 10 * time.Second

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 type fieldError struct {
@@ -54,8 +55,25 @@ func (c *Config) setDefaults() {
 		if n.MaxDeliver == 0 {
 			n.MaxDeliver = DefaultMaxDeliver
 		}
-		if n.MaxEvents == 0 {
-			n.MaxEvents = DefaultMaxEvents
+		if n.GroupBy == nil {
+			n.GroupBy = []string{"rule"}
+		}
+		// A console line or an action is about one event: nothing gains from
+		// waiting for others.
+		instant := n.Type == NotifierConsole || n.Type == NotifierAction
+		if n.GroupWait == nil {
+			d := Duration(DefaultGroupWait)
+			if instant {
+				d = 0
+			}
+			n.GroupWait = &d
+		}
+		if n.GroupInterval == nil {
+			d := Duration(DefaultGroupInterval)
+			if instant {
+				d = 0
+			}
+			n.GroupInterval = &d
 		}
 		if n.Backoff == 0 {
 			n.Backoff = Duration(DefaultBackoff)
@@ -174,11 +192,36 @@ func (c *Config) validate() []fieldError {
 		default:
 			add(path+".type", field+".type", "unknown notifier type %q (want %s, %s, %s or %s)", n.Type, NotifierConsole, NotifierWebhook, NotifierSlack, NotifierAction)
 		}
-		if n.MaxDeliver < 1 || n.MaxEvents < 1 {
-			add(path, field, "max_deliver and max_events must be at least 1")
+		if n.MaxDeliver < 1 {
+			add(path+".max_deliver", field+".max_deliver", "must be at least 1")
+		}
+		if n.MaxEvents < 0 {
+			add(path+".max_events", field+".max_events", "must not be negative (0 means no limit)")
+		}
+		for j, g := range n.GroupBy {
+			if !GroupField(g) {
+				add(fmt.Sprintf("%s.group_by[%d]", path, j), fmt.Sprintf("%s.group_by[%d]", field, j),
+					"unknown field %q (want rule, provider, severity, kind, entity, entity_id, iccid or labels.NAME)", g)
+			}
+		}
+		if n.GroupWait.D() < 0 {
+			add(path+".group_wait", field+".group_wait", "must not be negative")
+		}
+		if n.GroupInterval.D() < 0 {
+			add(path+".group_interval", field+".group_interval", "must not be negative")
 		}
 	}
 	return errs
+}
+
+// GroupField reports whether an event field can be grouped by.
+func GroupField(f string) bool {
+	switch f {
+	case "rule", "provider", "severity", "kind", "entity", "entity_id", "iccid":
+		return true
+	}
+	name, ok := strings.CutPrefix(f, "labels.")
+	return ok && name != ""
 }
 
 func httpURL(s string) bool {

@@ -25,7 +25,11 @@ const (
 // outbox to the receiver. Every event stored or published is first bounded
 // to MaxSize bytes (see Bound).
 type Event struct {
-	ID         string            `json:"id"`
+	ID string `json:"id"`
+	// Seq is the alert's own counter (1, 2, 3 …) across all its events
+	// (firing, reminders, resolution, the next firing …), so a receiver can
+	// check that it sees them in order. The store assigns it.
+	Seq        uint64            `json:"seq,omitempty"`
 	Kind       string            `json:"kind"`
 	Rule       string            `json:"rule"`
 	Severity   string            `json:"severity"`
@@ -42,9 +46,12 @@ type Event struct {
 	ObservedAt time.Time         `json:"observed_at"`
 	// Notify names the notifiers that should deliver it; empty means all.
 	Notify []string `json:"notify,omitempty"`
-	// Silenced is the id of the silence that muted it: it is recorded but
-	// not notified.
-	Silenced string `json:"silenced,omitempty"`
+	// Silenced is the id of the silence that muted it, and Inhibited the
+	// alert whose firing inhibited it (e.g. "provider_unhealthy hw"). Both
+	// are decided at delivery and shown in the event history; they never
+	// travel to receivers.
+	Silenced  string `json:"silenced,omitempty"`
+	Inhibited string `json:"inhibited,omitempty"`
 	// Truncated says the event was cut to fit in a size limit (see Bound):
 	// long strings end with a "…[cut N bytes]" marker, and prev, values or
 	// labels may be reduced.
@@ -86,11 +93,16 @@ func token(s string) string {
 	}, s)
 }
 
-// For reports whether notifier should deliver e.
+// AlertKey identifies the alert the event belongs to: every event of one
+// alert (its firings, reminders and resolutions, or a card's transitions
+// under one rule) has the same key, and Seq orders them.
+func (e *Event) AlertKey() string {
+	return e.Provider + "\x00" + e.Entity + "\x00" + e.EntityID + "\x00" + e.Rule
+}
+
+// For reports whether notifier should deliver e. Silences and inhibitions
+// are not decided here but at delivery.
 func (e *Event) For(notifier string) bool {
-	if e.Silenced != "" {
-		return false
-	}
 	if len(e.Notify) == 0 {
 		return true
 	}
