@@ -8,8 +8,8 @@ import (
 
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/mute"
 	"github.com/simwatch/simwatch/internal/rules"
-	"github.com/simwatch/simwatch/internal/silence"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -162,7 +162,7 @@ func (s *Server) addSilence(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "for: want a duration such as 2h", http.StatusBadRequest)
 		return
 	}
-	sl, err := silence.New(req.Match, req.Comment, d, time.Now())
+	sl, err := mute.NewSilence(req.Match, req.Comment, d, time.Now())
 	if err == nil {
 		err = s.o.Store.PutSilence(sl)
 	}

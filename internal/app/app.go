@@ -20,6 +20,7 @@ import (
 	"github.com/simwatch/simwatch/internal/config"
 	"github.com/simwatch/simwatch/internal/crash"
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/mute"
 	"github.com/simwatch/simwatch/internal/notify"
 	"github.com/simwatch/simwatch/internal/notify/action"
 	"github.com/simwatch/simwatch/internal/notify/console"
@@ -59,6 +60,7 @@ type Watcher struct {
 	providers   []*providerRun
 	relay       *outbox.Relay
 	dispatchers []*notify.Dispatcher
+	muter       *muter
 	api         *api.Server
 	gsl         map[string]*gsl.Client // by provider name, for actions
 	loadedStamp string                 // the rule files as they were loaded
@@ -111,6 +113,19 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		return nil, err
 	}
 	w.relay = outbox.New(w.store, w.bus, 0, w.log.With("component", "outbox"))
+	if released, err := w.store.SetNotifiers(cfg.NotifierNames()); err != nil {
+		return nil, err
+	} else if released > 0 {
+		w.log.Warn("events owed to notifiers no longer configured were released", "events", released)
+	}
+	inhibit, err := mute.NewInhibitor(cfg.InhibitRules)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	w.muter = &muter{store: w.store}
+	if inhibit.Len() > 0 {
+		w.muter.inhibit = inhibit
+	}
 	for _, pc := range cfg.Providers {
 		src, daily, err := w.source(pc)
 		if err != nil {
@@ -226,8 +241,22 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 	default:
 		return nil, fmt.Errorf("notifier %s: unknown type %s", nc.Name, nc.Type)
 	}
-	cons, err := w.bus.Consumer(ctx, nc.Name)
-	if err != nil {
+	// The consumer exists before anything is published, so that it sees
+	// every event; one made anew later (the bus lost it) is refilled from
+	// the ledger.
+	consumer := func(ctx context.Context) (notify.Consumer, error) {
+		c, created, err := w.bus.Consumer(ctx, nc.Name)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			if _, err := w.relay.Recover(ctx, w.bus, nc.Name, true); err != nil {
+				return nil, err
+			}
+		}
+		return c, nil
+	}
+	if _, err := consumer(ctx); err != nil {
 		return nil, err
 	}
 	maxEvents := nc.MaxEvents
@@ -236,11 +265,14 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 		// with its own reason, and the cards acted on are not.
 		maxEvents = 1
 	}
+	wait, interval := nc.GroupWindows()
 	return notify.NewDispatcher(notify.Options{
-		Name: nc.Name, Notifier: n, Consumer: cons, Log: w.store, DeadLetters: w.bus,
+		Name: nc.Name, Notifier: n, Consumer: consumer, Ledger: w.store, DeadLetters: w.bus,
+		Mute:    w.muter.source,
+		GroupBy: nc.GroupBy, GroupWait: wait, GroupInterval: interval,
 		MaxDeliver: nc.MaxDeliver, MaxEvents: maxEvents,
 		Backoff: notify.Backoff{Base: nc.Backoff.D(), Max: nc.MaxBackoff.D()},
-		AckWait: w.o.AckWait, Now: w.o.Now, Logger: w.log,
+		Now:     w.o.Now, Logger: w.log,
 		Observe: func(d time.Duration) { w.api.ObserveDelivery(nc.Name, d) },
 	}), nil
 }

@@ -193,7 +193,8 @@ rule_files: [%q]
 providers:
   - %s
 notifiers:
-  - {name: crm, type: webhook, url: %s, secret: "${E2E_HOOK_SECRET}", backoff: 5ms, max_backoff: 20ms, max_deliver: 4}
+  - {name: crm, type: webhook, url: %s, secret: "${E2E_HOOK_SECRET}", backoff: 5ms, max_backoff: 20ms, max_deliver: 4,
+      group_wait: 50ms, group_interval: 200ms}
 %s`, filepath.Join(dir, "data"), rulesPath, fmt.Sprintf(pc.yaml, simTS.URL), hookTS.URL, extraConfig)
 	cfgPath := filepath.Join(dir, "watcher.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))

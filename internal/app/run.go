@@ -60,7 +60,9 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 	dctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { w.relay.Run(dctx) }) // actions announce what they did through the outbox
+	wg.Go(func() { w.keepBus(dctx, time.Second) })
 	for _, d := range w.dispatchers {
+		d.SetOnce(true)
 		wg.Go(func() { _ = d.Run(dctx) })
 	}
 	err := w.waitDelivered(ctx, timeout)
@@ -89,24 +91,15 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 // shutdownGrace bounds how long RunOnce waits for notifiers to stop.
 const shutdownGrace = 5 * time.Second
 
-// waitDelivered polls the outbox and the consumers until nothing is pending,
-// or ctx ends.
+// waitDelivered polls the outbox, the consumers and the ledger until every
+// event is published, taken by its notifiers (the bus has nothing pending:
+// an event the ledger did not know, e.g. a replayed dead letter, is in it
+// once taken) and settled by each, or ctx ends.
 func (w *Watcher) waitDelivered(ctx context.Context, timeout time.Duration) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		pending := uint64(w.store.OutboxLen())
-		for _, nc := range w.cfg.Notifiers {
-			n, err := w.bus.Pending(ctx, nc.Name)
-			if err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				return err
-			}
-			pending += n
-		}
-		if pending == 0 && ctx.Err() == nil {
+		if w.store.OutboxLen() == 0 && w.busIdle(ctx) && len(w.store.Owing()) == 0 {
 			return nil
 		}
 		select {
@@ -117,22 +110,52 @@ func (w *Watcher) waitDelivered(ctx context.Context, timeout time.Duration) erro
 	}
 }
 
+// busIdle reports whether no notifier's consumer has events pending.
+func (w *Watcher) busIdle(ctx context.Context) bool {
+	for _, nc := range w.cfg.Notifiers {
+		if n, err := w.bus.Pending(ctx, nc.Name); err != nil || n > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // pendingReport says what is still waiting: the outbox and each notifier.
 func (w *Watcher) pendingReport() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	parts := []string{fmt.Sprintf("outbox %d", w.store.OutboxLen())}
+	owing := w.store.Owing()
 	for _, nc := range w.cfg.Notifiers {
-		n, err := w.bus.Pending(ctx, nc.Name)
-		if err != nil {
-			parts = append(parts, fmt.Sprintf("notifier %s unknown (%v)", nc.Name, err))
-			continue
-		}
-		if n > 0 {
+		if n := owing[nc.Name]; n > 0 {
 			parts = append(parts, fmt.Sprintf("notifier %s %d pending", nc.Name, n))
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// keepBus checks every period that the bus still has the streams and what
+// each notifier is owed, and refills it from the ledger when it lost them
+// (a deleted or corrupt store, an external server that came back empty).
+func (w *Watcher) keepBus(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := w.bus.EnsureStreams(ctx); err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("bus unavailable", "err", err)
+			}
+			continue
+		}
+		for _, nc := range w.cfg.Notifiers {
+			if _, err := w.relay.Recover(ctx, w.bus, nc.Name, false); err != nil && ctx.Err() == nil {
+				w.log.Warn("bus check failed", "notifier", nc.Name, "err", err)
+			}
+		}
+	}
 }
 
 // Run runs the daemon until ctx ends, then shuts down in order: pollers stop,
@@ -156,6 +179,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	var relayWG, notifyWG, pollWG sync.WaitGroup
 	relayWG.Go(func() { w.relay.Run(relayCtx) })
+	relayWG.Go(func() { w.keepBus(relayCtx, 10*time.Second) })
 	for _, d := range w.dispatchers {
 		notifyWG.Go(func() { _ = d.Run(notifyCtx) })
 	}
@@ -265,11 +289,10 @@ func (w *Watcher) loop(ctx context.Context, p *providerRun) {
 
 func (w *Watcher) stats() api.Stats {
 	s := api.Stats{Notifiers: map[string]api.NotifierStats{}}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+	owing := w.store.Owing()
 	for i, d := range w.dispatchers {
 		name := w.cfg.Notifiers[i].Name
-		pending, _ := w.bus.Pending(ctx, name)
+		pending := uint64(owing[name])
 		s.Notifiers[name] = api.NotifierStats{
 			Delivered:    d.Stats.Delivered.Load(),
 			Retried:      d.Stats.Retried.Load(),

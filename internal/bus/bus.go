@@ -96,18 +96,34 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 		b.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
+	if err := b.EnsureStreams(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// EnsureStreams creates the events and dead-letter streams where they are
+// missing: on start, and whenever a server may have lost them (an external
+// server that came back empty, a deleted store).
+func (b *Bus) EnsureStreams(ctx context.Context) error {
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: EventsStream, Subjects: []string{event.SubjectPrefix + ">"}, Storage: jetstream.FileStorage,
 			Duplicates: DefaultDuplicates, MaxAge: DefaultMaxAge},
 		{Name: DeadLetterStream, Subjects: []string{DeadLetterPrefix + ">"}, Storage: jetstream.FileStorage,
 			Duplicates: DefaultDuplicates, MaxAge: DefaultMaxAge},
 	} {
-		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			b.Close()
-			return nil, fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
+		if _, err := b.js.Stream(ctx, cfg.Name); err == nil {
+			continue
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
 		}
+		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
+		}
+		b.o.Logger.Warn("bus: stream created", "stream", cfg.Name)
 	}
-	return b, nil
+	return nil
 }
 
 // Close closes the connection and stops an embedded server.
@@ -224,21 +240,60 @@ func publishError(id string, err error) error {
 	return fmt.Errorf("bus: publish %s: %w", id, err)
 }
 
-// Consumer returns the notifier's durable consumer of every event, creating it
-// on first use. Events not yet acknowledged survive restarts.
-func (b *Bus) Consumer(ctx context.Context, notifier string) (jetstream.Consumer, error) {
-	c, err := b.js.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
-		Durable:       "notify-" + notifier,
+// Consumer returns the notifier's durable consumer. A consumer that does
+// not exist yet (first start, or lost with the server's data) is created
+// to deliver only what is published from now on; created says so, and the
+// caller republishes from its own record what the notifier still owes
+// (see Republish). Events not yet acknowledged survive restarts.
+func (b *Bus) Consumer(ctx context.Context, notifier string) (c jetstream.Consumer, created bool, err error) {
+	name := "notify-" + notifier
+	c, err = b.js.Consumer(ctx, EventsStream, name)
+	if err == nil {
+		return c, false, nil
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err := b.EnsureStreams(ctx); err != nil {
+			return nil, false, err
+		}
+		err = jetstream.ErrConsumerNotFound
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, false, fmt.Errorf("bus: consumer %s: %w", notifier, err)
+	}
+	c, err = b.js.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+		Durable:       name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       b.o.AckWait,
 		MaxDeliver:    -1, // the notifier counts attempts and dead-letters
 		MaxAckPending: 1000,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("bus: consumer %s: %w", notifier, err)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		c, err = b.js.Consumer(ctx, EventsStream, name)
+		return c, false, err
 	}
-	return c, nil
+	if err != nil {
+		return nil, false, fmt.Errorf("bus: consumer %s: %w", notifier, err)
+	}
+	return c, true, nil
+}
+
+// HeaderRecoverFor marks an event republished because the bus lost it: only
+// the named notifier takes it.
+const HeaderRecoverFor = "Simwatch-Recover-For"
+
+// Republish publishes an event again for one notifier, which the bus lost
+// before the notifier took it. The message id is fresh, so the duplicate
+// window does not drop it; the event (and its id) is the same.
+func (b *Bus) Republish(ctx context.Context, notifier string, e *event.Event, data []byte) error {
+	msg := nats.NewMsg(e.Subject())
+	msg.Data = data
+	msg.Header.Set(HeaderRecoverFor, notifier)
+	id := fmt.Sprintf("recover:%s:%s:%d", notifier, e.ID, time.Now().UnixNano())
+	if _, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return publishError(e.ID, err)
+	}
+	return nil
 }
 
 // DeadLetter stores an event that notifier could not deliver, with the reason.

@@ -40,6 +40,9 @@ type Config struct {
 	Notifiers []Notifier `yaml:"notifiers"`
 	Log       Log        `yaml:"log"`
 
+	// InhibitRules mute events while a related alert fires (see inhibit.go).
+	InhibitRules []InhibitRule `yaml:"inhibit_rules"`
+
 	// Path is the file the config was read from, for error messages and for
 	// resolving relative rule files.
 	Path string `yaml:"-"`
@@ -134,6 +137,23 @@ type Notifier struct {
 	GroupBy       []string  `yaml:"group_by"`       // default [rule]
 	GroupWait     *Duration `yaml:"group_wait"`     // default 10s (0 for console and action)
 	GroupInterval *Duration `yaml:"group_interval"` // default 1m (0 for console and action)
+}
+
+// GroupWindows returns group_wait and group_interval, with the defaults
+// where they are not set: 10s and 1m, or 0 for console and action
+// notifiers, whose events stand alone.
+func (n Notifier) GroupWindows() (wait, interval time.Duration) {
+	wait, interval = DefaultGroupWait, DefaultGroupInterval
+	if n.Type == NotifierConsole || n.Type == NotifierAction {
+		wait, interval = 0, 0
+	}
+	if n.GroupWait != nil {
+		wait = n.GroupWait.D()
+	}
+	if n.GroupInterval != nil {
+		interval = n.GroupInterval.D()
+	}
+	return wait, interval
 }
 
 // IsDryRun reports whether an action notifier only logs and records (the

@@ -58,23 +58,8 @@ func (c *Config) setDefaults() {
 		if n.GroupBy == nil {
 			n.GroupBy = []string{"rule"}
 		}
-		// A console line or an action is about one event: nothing gains from
-		// waiting for others.
-		instant := n.Type == NotifierConsole || n.Type == NotifierAction
-		if n.GroupWait == nil {
-			d := Duration(DefaultGroupWait)
-			if instant {
-				d = 0
-			}
-			n.GroupWait = &d
-		}
-		if n.GroupInterval == nil {
-			d := Duration(DefaultGroupInterval)
-			if instant {
-				d = 0
-			}
-			n.GroupInterval = &d
-		}
+		wait, interval := n.GroupWindows()
+		n.GroupWait, n.GroupInterval = new(Duration(wait)), new(Duration(interval))
 		if n.Backoff == 0 {
 			n.Backoff = Duration(DefaultBackoff)
 		}
@@ -204,13 +189,13 @@ func (c *Config) validate() []fieldError {
 					"unknown field %q (want rule, provider, severity, kind, entity, entity_id, iccid or labels.NAME)", g)
 			}
 		}
-		if n.GroupWait.D() < 0 {
+		if wait, interval := n.GroupWindows(); wait < 0 {
 			add(path+".group_wait", field+".group_wait", "must not be negative")
-		}
-		if n.GroupInterval.D() < 0 {
+		} else if interval < 0 {
 			add(path+".group_interval", field+".group_interval", "must not be negative")
 		}
 	}
+	errs = append(errs, c.validateInhibitRules()...)
 	return errs
 }
 

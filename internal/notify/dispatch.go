@@ -14,13 +14,19 @@ import (
 
 	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/store"
 )
 
-// DeliveryLog remembers which events a notifier's receiver accepted, so that
-// a redelivery long after the bus's duplicate window is not sent twice.
-type DeliveryLog interface {
-	Delivered(notifier, eventID string) (bool, error)
-	MarkDelivered(notifier string, at time.Time, eventIDs ...string) error
+// Ledger is the store's record of what each notifier owes: it takes events
+// from the bus, keeps them across restarts until they are settled, and
+// orders each alert's events.
+type Ledger interface {
+	Receive(notifier string, in []store.Incoming) ([]store.Received, error)
+	InHand(notifier string) ([]store.LedgerEvent, error)
+	UnreceivedCount(notifier string) int
+	Settle(notifier string, at time.Time, outcomes []store.Outcome) error
+	OwedLedger
+	FiringLog
 }
 
 // DeadLetters keeps events a notifier could not deliver, with the reason.
@@ -36,17 +42,27 @@ type Consumer interface {
 
 // Options configures a Dispatcher. Zero values are defaults.
 type Options struct {
-	Name        string
-	Notifier    Notifier
-	Consumer    Consumer
-	Log         DeliveryLog
+	Name     string
+	Notifier Notifier
+	// Consumer returns the notifier's consumer; it is called again after
+	// the bus fails, so that a consumer lost with the bus's data is made
+	// anew.
+	Consumer    func(ctx context.Context) (Consumer, error)
+	Ledger      Ledger
 	DeadLetters DeadLetters
-	MaxDeliver  int           // attempts per group before dead-lettering; default 10
-	MaxEvents   int           // events per Notify call; default 100
-	Backoff     Backoff       // default 1s..5m
-	AckWait     time.Duration // the consumer's ack wait, to keep long retries alive; default 30s
-	Now         func() time.Time
-	Logger      *slog.Logger
+	Mute        MuteSource // nil mutes nothing
+	// Grouping (see Grouper): GroupBy defaults to [rule].
+	GroupBy       []string
+	GroupWait     time.Duration
+	GroupInterval time.Duration
+	// Once sends every group as soon as all the events owed to the
+	// notifier are in hand, without waiting out the windows (run --once).
+	Once       bool
+	MaxDeliver int // attempts per send before dead-lettering; default 10
+	MaxEvents  int // most events per Notify call; 0 means a group is one call
+	Backoff    Backoff
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Observe, when set, is told each delivered event's latency: from the
 	// cycle that observed it to the receiver accepting it.
 	Observe func(time.Duration)
@@ -57,18 +73,62 @@ type Stats struct {
 	Delivered    atomic.Int64 // events the receiver accepted
 	Retried      atomic.Int64 // failed attempts that were retried
 	DeadLettered atomic.Int64
-	Skipped      atomic.Int64 // already in the delivery log
+	Muted        atomic.Int64 // silenced or inhibited at delivery
+	Skipped      atomic.Int64 // repeats from the bus, already taken
 }
 
-// Dispatcher runs one notifier.
+// holdRecheck is how soon events held back for order are looked at again.
+const holdRecheck = time.Second
+
+// Dispatcher runs one notifier: an intake that moves events from the bus
+// into the ledger, and the stages that deliver them from there.
 type Dispatcher struct {
 	o     Options
 	log   *slog.Logger
 	Stats Stats
 
+	order  Order
+	dedup  Dedup
+	mute   Mute
+	groups Grouper
+
 	mu             sync.Mutex
+	inbox          []*item
+	wake           chan struct{}
 	lastDeadLetter string
 }
+
+// NewDispatcher returns a dispatcher for o.
+func NewDispatcher(o Options) *Dispatcher {
+	if o.MaxDeliver <= 0 {
+		o.MaxDeliver = 10
+	}
+	if o.Backoff.Base <= 0 {
+		o.Backoff.Base = time.Second
+	}
+	if o.Backoff.Max <= 0 {
+		o.Backoff.Max = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Dispatcher{
+		o:      o,
+		log:    o.Logger.With("notifier", o.Name),
+		order:  Order{Notifier: o.Name, Ledger: o.Ledger},
+		dedup:  Dedup{Notifier: o.Name, Log: o.Ledger},
+		mute:   Mute{Source: o.Mute},
+		groups: Grouper{By: o.GroupBy, Wait: o.GroupWait, Interval: o.GroupInterval},
+		wake:   make(chan struct{}, 1),
+	}
+}
+
+// SetOnce makes Run send every group as soon as all the events owed to the
+// notifier are in hand (see Options.Once). Call it before Run.
+func (d *Dispatcher) SetOnce(once bool) { d.o.Once = once }
 
 // LastDeadLetter is the reason of the latest event dead-lettered, if any.
 func (d *Dispatcher) LastDeadLetter() string {
@@ -77,212 +137,336 @@ func (d *Dispatcher) LastDeadLetter() string {
 	return d.lastDeadLetter
 }
 
-// NewDispatcher returns a dispatcher for o.
-func NewDispatcher(o Options) *Dispatcher {
-	if o.MaxDeliver <= 0 {
-		o.MaxDeliver = 10
-	}
-	if o.MaxEvents <= 0 {
-		o.MaxEvents = 100
-	}
-	if o.Backoff.Base <= 0 {
-		o.Backoff.Base = time.Second
-	}
-	if o.Backoff.Max <= 0 {
-		o.Backoff.Max = 5 * time.Minute
-	}
-	if o.AckWait <= 0 {
-		o.AckWait = 30 * time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Dispatcher{o: o, log: o.Logger.With("notifier", o.Name)}
-}
-
-// Run fetches and delivers until ctx ends. Events being delivered when ctx
-// ends are left unacknowledged, so the bus delivers them again later.
+// Run delivers until ctx ends. What is in hand when it ends stays in the
+// ledger and is picked up by the next Run.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		// Collect a batch for less than the ack wait, so that nothing in it is
-		// redelivered before it is even processed.
-		// Wait for the first event, then take what else is already there:
-		// delivery starts at once, and a burst still arrives as one batch.
-		fctx, cancel := context.WithTimeout(ctx, min(time.Second, d.o.AckWait/2))
-		batch, err := d.o.Consumer.Fetch(1, jetstream.FetchContext(fctx))
-		if err != nil {
-			cancel()
-			if ctx.Err() != nil {
-				break
-			}
-			d.log.Warn("fetch failed", "err", err)
-			if err := sleep(ctx, time.Second, nil, 0); err != nil {
-				break
-			}
-			continue
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			d.log.Debug("fetch ended early", "err", err)
-		}
-		if len(msgs) > 0 && d.o.MaxEvents > 1 {
-			if more, err := d.o.Consumer.FetchNoWait(d.o.MaxEvents - 1); err == nil {
-				for m := range more.Messages() {
-					msgs = append(msgs, m)
-				}
-			}
-		}
-		cancel()
-		if len(msgs) > 0 {
-			d.process(ctx, msgs)
-		}
+	inHand, err := d.o.Ledger.InHand(d.o.Name)
+	if err != nil {
+		return fmt.Errorf("notifier %s: %w", d.o.Name, err)
 	}
+	for _, le := range inHand {
+		d.push(&item{lseq: le.LSeq, ev: le.Event})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	wg.Go(func() { d.intake(ctx) })
+	d.deliver(ctx)
 	return nil
 }
 
-type item struct {
-	msg  jetstream.Msg
-	ev   event.Event
-	dups []jetstream.Msg // redeliveries of the same event in the same batch
+func (d *Dispatcher) push(its ...*item) {
+	d.mu.Lock()
+	d.inbox = append(d.inbox, its...)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
-// process runs the stages over one fetched batch.
-func (d *Dispatcher) process(ctx context.Context, msgs []jetstream.Msg) {
-	var groups [][]item
-	index := map[string]int{}
-	seen := map[string][2]int{} // event id → group, position
+func (d *Dispatcher) takeInbox() []*item {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	its := d.inbox
+	d.inbox = nil
+	return its
+}
+
+// intake moves events from the bus into the ledger, then acknowledges them:
+// from then on the ledger, not the bus, holds them for this notifier, so an
+// unacknowledged message never comes back late behind newer ones.
+func (d *Dispatcher) intake(ctx context.Context) {
+	var cons Consumer
+	for ctx.Err() == nil {
+		if cons == nil {
+			c, err := d.o.Consumer(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.log.Warn("bus consumer unavailable; will retry", "err", err)
+					_ = sleep(ctx, time.Second)
+				}
+				continue
+			}
+			cons = c
+		}
+		msgs, err := fetch(ctx, cons, 256)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("fetch failed; will reconnect", "err", err)
+				cons = nil
+				_ = sleep(ctx, time.Second)
+			}
+			continue
+		}
+		if len(msgs) > 0 {
+			d.take(ctx, msgs)
+		}
+	}
+}
+
+// fetch waits up to a second for a first message, then takes what else is
+// there, up to max: delivery starts at once, and a burst arrives together.
+func fetch(ctx context.Context, cons Consumer, max int) ([]jetstream.Msg, error) {
+	fctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return msgs, err
+	}
+	if len(msgs) > 0 && max > 1 {
+		if more, err := cons.FetchNoWait(max - 1); err == nil {
+			for m := range more.Messages() {
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	return msgs, nil
+}
+
+// take is the route and intake stages for fetched messages.
+func (d *Dispatcher) take(ctx context.Context, msgs []jetstream.Msg) {
+	var in []store.Incoming
+	ack := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
 		var ev event.Event
 		if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.ID == "" {
-			d.deadLetter(ctx, []item{{msg: m, ev: event.Event{ID: m.Headers().Get("Nats-Msg-Id")}}}, fmt.Sprintf("undecodable event: %v", err))
+			id := m.Headers().Get("Nats-Msg-Id")
+			if d.deadLetterData(ctx, m.Data(), id, fmt.Sprintf("undecodable event: %v", err)) {
+				ack = append(ack, m)
+			}
 			continue
 		}
-		// Route: not addressed to this notifier, or a dead letter replayed
-		// for another one.
-		if !ev.For(d.o.Name) || (m.Headers().Get(bus.HeaderReplayFor) != "" && m.Headers().Get(bus.HeaderReplayFor) != d.o.Name) {
-			d.ack(ctx, m)
-			continue
-		}
-		// Dedup: the receiver already accepted it.
-		done, err := d.o.Log.Delivered(d.o.Name, ev.ID)
-		if err != nil {
-			d.log.Error("delivery log unreadable; will retry", "event_id", ev.ID, "err", err)
-			return
-		}
-		if done {
-			d.Stats.Skipped.Add(1)
-			d.ack(ctx, m)
-			continue
-		}
-		if at, dup := seen[ev.ID]; dup {
-			it := &groups[at[0]][at[1]]
-			it.dups = append(it.dups, m)
-			continue
-		}
-		// Group per rule, keeping order within each group.
-		i, ok := index[ev.Rule]
+		ack = append(ack, m)
+		replay, ok := route(d.o.Name, &ev, m.Headers().Get(bus.HeaderReplayFor), m.Headers().Get(bus.HeaderRecoverFor))
 		if !ok {
-			i = len(groups)
-			index[ev.Rule] = i
-			groups = append(groups, nil)
+			continue
 		}
-		seen[ev.ID] = [2]int{i, len(groups[i])}
-		groups[i] = append(groups[i], item{msg: m, ev: ev})
+		in = append(in, store.Incoming{Event: ev, Data: m.Data(), Replay: replay})
 	}
-	for _, g := range groups {
-		if ctx.Err() != nil {
+	if len(in) > 0 {
+		recs, err := d.o.Ledger.Receive(d.o.Name, in)
+		if err != nil {
+			// Not acknowledged: the bus hands them out again.
+			d.log.Error("ledger write failed; events stay on the bus", "events", len(in), "err", err)
+			_ = sleep(ctx, time.Second)
 			return
 		}
-		d.deliver(ctx, g)
+		var its []*item
+		for i, r := range recs {
+			if !r.Take {
+				d.Stats.Skipped.Add(1)
+				continue
+			}
+			its = append(its, &item{lseq: r.LSeq, ev: in[i].Event})
+		}
+		if len(its) > 0 {
+			d.push(its...)
+		}
+	}
+	for _, m := range ack {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := m.DoubleAck(actx); err != nil {
+			d.log.Warn("ack failed; the bus will hand the event out again, and the ledger drops the repeat", "err", err)
+		}
+		cancel()
 	}
 }
 
-// deliver is the retry and record stages for one group.
-func (d *Dispatcher) deliver(ctx context.Context, g []item) {
-	events := make([]event.Event, len(g))
-	for i, it := range g {
+// deliver is the loop of the stages after intake: events join their groups,
+// and each group is sent when due.
+func (d *Dispatcher) deliver(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		now := d.o.Now()
+		for _, it := range d.takeInbox() {
+			d.groups.Add(it, now)
+		}
+		all := d.o.Once && d.groups.Len() > 0 && d.o.Ledger.UnreceivedCount(d.o.Name) == 0
+		due := d.groups.Due(now, all)
+		for _, pg := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			d.flush(ctx, pg)
+		}
+		if len(due) > 0 {
+			continue
+		}
+		wait := time.Hour
+		if next := d.groups.Next(); !next.IsZero() {
+			wait = max(next.Sub(now), 0)
+		}
+		if d.o.Once && d.groups.Len() > 0 {
+			wait = min(wait, 20*time.Millisecond) // until all are in hand
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// flush sends a due group: the order, dedup, mute, retry and record stages.
+func (d *Dispatcher) flush(ctx context.Context, pg *pendingGroup) {
+	now := d.o.Now()
+	ready, held, err := d.order.Split(pg.items)
+	if err != nil {
+		d.log.Error("ledger unreadable; will retry", "err", err)
+		d.groups.Hold(pg, now, holdRecheck)
+		return
+	}
+	if len(ready) == 0 {
+		d.groups.Hold(pg, now, holdRecheck)
+		return
+	}
+	byID := make(map[string]*item, len(ready))
+	events := make([]event.Event, len(ready))
+	for i, it := range ready {
+		byID[it.ev.ID] = it
 		events[i] = it.ev
 	}
-	keepAlive := func() {
-		for _, it := range g {
-			_ = it.msg.InProgress()
+	var outcomes []store.Outcome
+	events, muted, err := d.dedup.Split(events)
+	if err != nil {
+		d.log.Error("delivery record unreadable; will retry", "err", err)
+		d.groups.Hold(pg, now, holdRecheck)
+		return
+	}
+	outcomes = append(outcomes, muted...)
+	size := d.o.MaxEvents
+	if size <= 0 {
+		size = len(events)
+	}
+	for start := 0; start < len(events) && ctx.Err() == nil; start += size {
+		outcomes = append(outcomes, d.send(ctx, pg.Group, events[start:min(start+size, len(events))])...)
+	}
+	settled := d.record(outcomes, byID)
+	keep := held
+	for _, it := range ready {
+		if !settled[it.lseq] {
+			keep = append(keep, it)
 		}
 	}
-	onRetry := func(r RetryInfo) {
-		// Counted and logged as it happens, so a long outage shows at once.
-		d.Stats.Retried.Add(1)
-		if r.Asked > 0 {
-			d.log.Warn("Retry-After capped at max_backoff", "event_id", events[0].ID,
-				"retry_after", r.Asked, "max_backoff", d.o.Backoff.Max)
-		}
-		d.log.Warn("delivery failed; will retry", "event_id", events[0].ID, "events", len(events),
-			"attempt", r.Attempt, "wait", r.Wait, "err", r.Err)
+	d.groups.Flushed(pg, keep, d.o.Now(), holdRecheck)
+	if len(settled) > 0 {
+		d.groups.Wake(d.o.Now()) // an alert held in another group may go now
 	}
-	attempts, permanent, err := RetryNotify(ctx, d.o.Notifier, events, d.o.MaxDeliver, d.o.Backoff, keepAlive, d.o.AckWait/3, onRetry)
-	if err == nil {
-		now := d.o.Now()
-		ids := make([]string, len(events))
-		for i, e := range events {
-			ids[i] = e.ID
-		}
-		if lerr := d.o.Log.MarkDelivered(d.o.Name, now, ids...); lerr != nil {
-			// The receiver has them; without the log a redelivery may repeat
-			// them, which the receiver dedupes by Idempotency-Key.
-			d.log.Error("delivery log write failed", "err", lerr)
-		}
-		for _, it := range g {
-			d.ack(ctx, it.msg)
-			for _, m := range it.dups {
-				d.ack(ctx, m)
+}
+
+// send is the mute and retry stages for one Notify call's events. It
+// returns what became of each event it settled; events it did not settle
+// (shutting down, or a dead letter that could not be written) stay.
+func (d *Dispatcher) send(ctx context.Context, g Group, events []event.Event) []store.Outcome {
+	var outcomes []store.Outcome
+	r := Retrier{
+		Max:     d.o.MaxDeliver,
+		Backoff: d.o.Backoff,
+		Before: func(evs []event.Event) []event.Event {
+			pass, muted, err := d.mute.Split(d.o.Now(), evs)
+			if err != nil {
+				d.log.Warn("silences unreadable; sending unmuted", "err", err)
 			}
-			d.log.Debug("delivered", "event_id", it.ev.ID, "rule", it.ev.Rule, "attempts", attempts)
-		}
-		d.Stats.Delivered.Add(int64(len(g)))
-		if d.o.Observe != nil {
-			for _, e := range events {
+			outcomes = append(outcomes, muted...)
+			return pass
+		},
+		OnRetry: func(r RetryInfo) {
+			// Counted and logged as it happens, so a long outage shows at once.
+			d.Stats.Retried.Add(1)
+			if r.Asked > 0 {
+				d.log.Warn("Retry-After capped at max_backoff", "retry_after", r.Asked, "max_backoff", d.o.Backoff.Max)
+			}
+			d.log.Warn("delivery failed; will retry", "group", g.Key, "events", len(events),
+				"attempt", r.Attempt, "wait", r.Wait, "err", r.Err)
+		},
+	}
+	g.Receiver = d.o.Name
+	sent, attempts, permanent, err := r.Run(WithGroup(ctx, g), d.o.Notifier, events)
+	switch {
+	case err == nil:
+		now := d.o.Now()
+		for _, e := range sent {
+			outcomes = append(outcomes, store.Outcome{ID: e.ID, Result: store.Delivered})
+			d.log.Debug("delivered", "event_id", e.ID, "rule", e.Rule, "seq", e.Seq, "attempts", attempts)
+			if d.o.Observe != nil {
 				d.o.Observe(now.Sub(e.ObservedAt))
 			}
 		}
-		return
-	}
-	if ctx.Err() != nil {
-		return // shutting down: the bus redelivers
-	}
-	reason := fmt.Sprintf("after %d attempts: %v", attempts, err)
-	if permanent {
-		reason = fmt.Sprintf("permanent error: %v", err)
-	}
-	d.deadLetter(ctx, g, reason)
-}
-
-func (d *Dispatcher) deadLetter(ctx context.Context, g []item, reason string) {
-	for _, it := range g {
-		if err := d.o.DeadLetters.DeadLetter(ctx, d.o.Name, it.msg.Data(), it.ev.ID, reason); err != nil {
-			d.log.Error("dead letter failed; event stays on the bus", "event_id", it.ev.ID, "err", err)
-			continue
+		d.Stats.Delivered.Add(int64(len(sent)))
+	case ctx.Err() != nil:
+		// Shutting down: what was not sent stays in the ledger.
+	default:
+		reason := fmt.Sprintf("after %d attempts: %v", attempts, err)
+		if permanent {
+			reason = fmt.Sprintf("permanent error: %v", err)
 		}
-		d.log.Warn("event dead-lettered", "event_id", it.ev.ID, "rule", it.ev.Rule, "reason", reason)
-		d.mu.Lock()
-		d.lastDeadLetter = reason
-		d.mu.Unlock()
-		d.Stats.DeadLettered.Add(1)
-		d.ack(ctx, it.msg)
-		for _, m := range it.dups {
-			d.ack(ctx, m)
+		for _, e := range sent {
+			data, _ := json.Marshal(e)
+			if d.deadLetterData(ctx, data, e.ID, reason) {
+				outcomes = append(outcomes, store.Outcome{ID: e.ID, Result: store.DeadLettered})
+			}
 		}
 	}
+	return outcomes
 }
 
-func (d *Dispatcher) ack(ctx context.Context, m jetstream.Msg) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+// deadLetterData moves an event to the dead letters; false when that failed
+// and the event must stay where it is.
+func (d *Dispatcher) deadLetterData(ctx context.Context, data []byte, id, reason string) bool {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := m.DoubleAck(actx); err != nil {
-		d.log.Warn("ack failed; the event will be redelivered and deduplicated", "err", err)
+	if err := d.o.DeadLetters.DeadLetter(dctx, d.o.Name, data, id, reason); err != nil {
+		d.log.Error("dead letter failed; the event stays in hand", "event_id", id, "err", err)
+		return false
 	}
+	d.log.Warn("event dead-lettered", "event_id", id, "reason", reason)
+	d.mu.Lock()
+	d.lastDeadLetter = reason
+	d.mu.Unlock()
+	d.Stats.DeadLettered.Add(1)
+	return true
+}
+
+// record is the record stage: the ledger settles the outcomes (and the
+// delivery log and history keep them). It returns the ledger places
+// settled.
+func (d *Dispatcher) record(outcomes []store.Outcome, byID map[string]*item) map[uint64]bool {
+	settled := make(map[uint64]bool, len(outcomes))
+	if len(outcomes) == 0 {
+		return settled
+	}
+	for i := range outcomes {
+		o := &outcomes[i]
+		if it := byID[o.ID]; it != nil {
+			o.LSeq, o.Alert, o.Kind, o.StartsAt = it.lseq, it.ev.AlertKey(), it.ev.Kind, it.ev.StartsAt
+		}
+		if o.Result == store.Muted {
+			d.Stats.Muted.Add(1)
+			d.log.Info("event muted", "event_id", o.ID, "silence", o.Silenced, "inhibited_by", o.Inhibited, "reason", o.Reason)
+		}
+	}
+	if err := d.o.Ledger.Settle(d.o.Name, d.o.Now(), outcomes); err != nil {
+		// The receiver has them; kept in hand, they would be sent again
+		// (receivers dedupe by id), which beats losing them.
+		d.log.Error("ledger write failed; the events may be sent again", "err", err)
+		return settled
+	}
+	for _, o := range outcomes {
+		settled[o.LSeq] = true
+	}
+	return settled
 }

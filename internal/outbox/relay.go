@@ -135,12 +135,8 @@ func (r *Relay) publish(ctx context.Context, entries []store.OutboxEntry) (store
 	}
 	stored, perr = r.pub.PublishBatch(ctx, events)
 	stored = min(max(stored, 0), len(entries))
-	done := make([]uint64, 0, stored)
-	for _, e := range entries[:stored] {
-		done = append(done, e.Seq)
-	}
-	if len(done) > 0 {
-		if err := r.store.DeleteOutbox(done...); err != nil {
+	if stored > 0 {
+		if err := r.store.Published(entries[:stored]); err != nil {
 			return 0, perr, fmt.Errorf("outbox: delete published: %w", err)
 		}
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/rules"
-	"github.com/simwatch/simwatch/internal/silence"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -333,11 +332,6 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, in rules.Input, out 
 			events = append(events, p.healthEvent(event.KindResolved, now, meta, "provider "+p.o.Provider+" is answering again"))
 			meta.Unhealthy = false
 		}
-		silences, err := p.o.Store.SilencesTx(tx)
-		if err != nil {
-			return err
-		}
-		silence.Mark(events, silences, now)
 		if err := tx.AppendOutbox(events); err != nil {
 			return err
 		}

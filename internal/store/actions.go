@@ -69,7 +69,7 @@ func (s *Store) RecordAction(r ActionRecord, announce *event.Event) error {
 			return err
 		}
 		if announce != nil {
-			return (&Tx{tx: tx}).AppendOutbox([]event.Event{*announce})
+			return (&Tx{tx: tx, s: s}).AppendOutbox([]event.Event{*announce})
 		}
 		return nil
 	})

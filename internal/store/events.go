@@ -89,6 +89,7 @@ func (s *Store) Events(f EventFilter) ([]event.Event, error) {
 				return err
 			}
 			if f.match(&e) {
+				mutesOf(tx, &e)
 				out = append(out, e)
 			}
 		}

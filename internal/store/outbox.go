@@ -12,18 +12,15 @@ import (
 )
 
 // AppendOutbox adds events to the outbox, in order, in this transaction,
-// and keeps them in the event history. Each event is first bounded in place
-// to event.MaxSize (see event.Bound), so whatever a provider sent, no stored
-// event is larger.
+// keeps them in the event history, and writes them to the ledger owed to
+// the notifiers they are routed to (see SetNotifiers). Each event gets the
+// next seq of its alert, and is bounded in place to event.MaxSize (see
+// event.Bound), so whatever a provider sent, no stored event is larger.
 func (t *Tx) AppendOutbox(events []event.Event) error {
-	// Each event is encoded once, for both the outbox and the history.
+	// Each event is encoded once, for the outbox, the history and the ledger.
 	encoded := make([][]byte, len(events))
-	for i := range events {
-		v, err := events[i].Encode(event.MaxSize)
-		if err != nil {
-			return fmt.Errorf("store: outbox: %w", err)
-		}
-		encoded[i] = v
+	if err := t.ledgerEvents(events, encoded); err != nil {
+		return err
 	}
 	if err := recordEvents(t.tx, events, encoded); err != nil {
 		return err
@@ -141,6 +138,22 @@ func (s *Store) OutboxLen() int {
 	n := 0
 	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketOutbox).Stats().KeyN; return nil })
 	return n
+}
+
+// Published removes events the bus has stored from the outbox, and marks
+// them published in the ledger, in one transaction.
+func (s *Store) Published(entries []OutboxEntry) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOutbox)
+		ids := make([]string, 0, len(entries))
+		for _, e := range entries {
+			if err := b.Delete(u64(e.Seq)); err != nil {
+				return err
+			}
+			ids = append(ids, e.Event.ID)
+		}
+		return markPublished(tx, ids)
+	})
 }
 
 // DeleteOutbox removes published events.

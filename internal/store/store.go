@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,6 +30,8 @@ var (
 // Store is the bbolt database. It is safe for concurrent use.
 type Store struct {
 	db *bolt.DB
+	// notifiers are those the ledger keeps events for (see SetNotifiers).
+	notifiers atomic.Pointer[[]string]
 }
 
 // Open opens or creates the database at path.
@@ -65,17 +68,18 @@ func (s *Store) Size() int64 {
 // Update runs fn in one read-write transaction: everything fn writes commits
 // together or not at all.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, s: s}) })
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, s: s}) })
 }
 
 // Tx is a transaction.
 type Tx struct {
 	tx *bolt.Tx
+	s  *Store
 }
 
 // Provider returns the provider's part of the store. In a read-only

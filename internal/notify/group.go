@@ -1,0 +1,194 @@
+package notify
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/simwatch/simwatch/internal/event"
+)
+
+// Grouper is the group stage: it collects events whose GroupBy fields
+// agree into groups, and says when each group is due, with Alertmanager's
+// meanings. A new group waits Wait for more events to join; a group that
+// was sent waits Interval after that before its next send; a group quiet
+// for Interval starts over. It is a plain data structure: the caller
+// passes the time, so it tests without a clock.
+type Grouper struct {
+	By       []string // event fields: rule, provider, severity, kind, entity, entity_id, iccid, labels.NAME
+	Wait     time.Duration
+	Interval time.Duration
+	groups   map[string]*pendingGroup
+}
+
+// pendingGroup is one group's events not yet settled.
+type pendingGroup struct {
+	Group
+	items     []*item // in ledger order
+	due       time.Time
+	lastFlush time.Time
+	held      bool // some events wait for an earlier event of their alert
+}
+
+// item is an event in hand, waiting in its group.
+type item struct {
+	lseq uint64
+	ev   event.Event
+}
+
+// GroupOf returns the group an event belongs to.
+func (g *Grouper) GroupOf(e *event.Event) Group {
+	by := g.By
+	if len(by) == 0 {
+		by = []string{"rule"}
+	}
+	labels := make(map[string]string, len(by))
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range by {
+		v := fieldValue(e, f)
+		labels[f] = v
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(f)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(v))
+	}
+	b.WriteByte('}')
+	return Group{Key: b.String(), Labels: labels}
+}
+
+func fieldValue(e *event.Event, f string) string {
+	switch f {
+	case "rule":
+		return e.Rule
+	case "provider":
+		return e.Provider
+	case "severity":
+		return e.Severity
+	case "kind":
+		return e.Kind
+	case "entity":
+		return e.Entity
+	case "entity_id":
+		return e.EntityID
+	case "iccid":
+		return e.ICCID
+	}
+	if name, ok := strings.CutPrefix(f, "labels."); ok {
+		return e.Labels[name]
+	}
+	return ""
+}
+
+// Add puts an event in its group and, if the group had nothing due, sets
+// when it is.
+func (g *Grouper) Add(it *item, now time.Time) {
+	if g.groups == nil {
+		g.groups = map[string]*pendingGroup{}
+	}
+	grp := g.GroupOf(&it.ev)
+	pg := g.groups[grp.Key]
+	if pg == nil {
+		pg = &pendingGroup{Group: grp}
+		g.groups[grp.Key] = pg
+	}
+	// Ledger order within the group; arrivals are nearly always in order.
+	i := len(pg.items)
+	for i > 0 && pg.items[i-1].lseq > it.lseq {
+		i--
+	}
+	pg.items = slices.Insert(pg.items, i, it)
+	if pg.due.IsZero() {
+		if pg.lastFlush.IsZero() || now.Sub(pg.lastFlush) >= g.Interval {
+			pg.due = now.Add(g.Wait)
+		} else {
+			pg.due = pg.lastFlush.Add(g.Interval)
+		}
+	}
+}
+
+// Due returns the groups due at now, oldest deadline first; all of them
+// with events when all is set (a one-shot run has the whole burst at hand).
+func (g *Grouper) Due(now time.Time, all bool) []*pendingGroup {
+	var out []*pendingGroup
+	for _, pg := range g.groups {
+		if len(pg.items) > 0 && !pg.due.IsZero() && (all || !pg.due.After(now)) {
+			out = append(out, pg)
+		}
+	}
+	slices.SortFunc(out, func(a, b *pendingGroup) int {
+		if c := a.due.Compare(b.due); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return out
+}
+
+// Next is the earliest time a group falls due; zero when none will.
+func (g *Grouper) Next() time.Time {
+	var next time.Time
+	for _, pg := range g.groups {
+		if len(pg.items) > 0 && !pg.due.IsZero() && (next.IsZero() || pg.due.Before(next)) {
+			next = pg.due
+		}
+	}
+	return next
+}
+
+// Flushed records that a group was sent at now, keeping the events still
+// waiting (held back for order): they are due again after Interval, or at
+// recheck when sooner (0 means Interval).
+func (g *Grouper) Flushed(pg *pendingGroup, keep []*item, now time.Time, recheck time.Duration) {
+	pg.items = keep
+	pg.lastFlush = now
+	pg.due = time.Time{}
+	pg.held = len(keep) > 0
+	if len(keep) > 0 {
+		wait := g.Interval
+		if recheck > 0 && (wait == 0 || recheck < wait) {
+			wait = recheck
+		}
+		pg.due = now.Add(wait)
+	}
+	// Forget groups quiet for an interval, so state stays bounded.
+	for key, other := range g.groups {
+		if len(other.items) == 0 && now.Sub(other.lastFlush) >= g.Interval {
+			delete(g.groups, key)
+		}
+	}
+}
+
+// Hold keeps a group's events, none of which could go (held back for
+// order), and looks at them again after recheck; the group's window is not
+// used up.
+func (g *Grouper) Hold(pg *pendingGroup, now time.Time, recheck time.Duration) {
+	pg.held = true
+	pg.due = now.Add(recheck)
+}
+
+// Wake makes every group with events held back for order due at now:
+// called when events settled elsewhere may have unblocked them.
+func (g *Grouper) Wake(now time.Time) {
+	for _, pg := range g.groups {
+		if pg.held && len(pg.items) > 0 && (pg.due.IsZero() || pg.due.After(now)) {
+			pg.due = now
+		}
+	}
+}
+
+// Len counts the events waiting in groups.
+func (g *Grouper) Len() int {
+	n := 0
+	for _, pg := range g.groups {
+		n += len(pg.items)
+	}
+	return n
+}
+
+// Keys lists the groups' keys, sorted (tests, status).
+func (g *Grouper) Keys() []string { return slices.Sorted(maps.Keys(g.groups)) }
