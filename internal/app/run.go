@@ -17,6 +17,7 @@ import (
 	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/crash"
 	"github.com/simwatch/simwatch/internal/rules"
+	"github.com/simwatch/simwatch/internal/store"
 )
 
 func (w *Watcher) cycle(ctx context.Context, p *providerRun) error {
@@ -304,9 +305,10 @@ func (w *Watcher) stats() api.Stats {
 	return s
 }
 
-// pruneDeliveryLog keeps the delivery log bounded: an entry older than the
-// bus's retention can no longer be redelivered, so it is dropped, at start
-// and then daily.
+// pruneDeliveryLog keeps the delivery log, Slack's thread records and the
+// mute records bounded, at start and then daily: an entry older than the
+// bus's retention can no longer be redelivered, and a mute record outlives
+// its event in the history by nothing.
 func (w *Watcher) pruneDeliveryLog(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -316,10 +318,21 @@ func (w *Watcher) pruneDeliveryLog(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n, err := w.store.PruneDelivered(w.o.Now().Add(-bus.DefaultMaxAge)); err != nil {
-			w.log.Warn("delivery log not pruned", "err", err)
-		} else if n > 0 {
-			w.log.Info("delivery log pruned", "entries", n)
+		now := w.o.Now()
+		for _, p := range []struct {
+			what  string
+			prune func(time.Time) (int, error)
+			age   time.Duration
+		}{
+			{"delivery log", w.store.PruneDelivered, bus.DefaultMaxAge},
+			{"slack threads", w.store.PruneThreads, bus.DefaultMaxAge},
+			{"mute records", w.store.PruneMutes, store.EventRetention},
+		} {
+			if n, err := p.prune(now.Add(-p.age)); err != nil {
+				w.log.Warn(p.what+" not pruned", "err", err)
+			} else if n > 0 {
+				w.log.Info(p.what+" pruned", "entries", n)
+			}
 		}
 		t.Reset(24 * time.Hour)
 	}

@@ -51,7 +51,9 @@ func wideEvent(id string, n int) event.Event {
 // fetchAll returns the events a new consumer reads from the stream.
 func fetchAll(t *testing.T, b *Bus, want int) map[string][]byte {
 	t.Helper()
-	c, err := b.Consumer(context.Background(), "check")
+	c, err := b.js.CreateConsumer(context.Background(), EventsStream, jetstream.ConsumerConfig{
+		Durable: "check", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
 	require.NoError(t, err)
 	batch, err := c.Fetch(want, jetstream.FetchMaxWait(2*time.Second))
 	require.NoError(t, err)

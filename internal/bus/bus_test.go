@@ -14,7 +14,7 @@ import (
 
 func fetchIDs(t *testing.T, b *Bus, notifier string) []string {
 	t.Helper()
-	c, err := b.Consumer(context.Background(), notifier)
+	c, _, err := b.Consumer(context.Background(), notifier)
 	require.NoError(t, err)
 	batch, err := c.Fetch(10, jetstream.FetchMaxWait(300*time.Millisecond))
 	require.NoError(t, err)
@@ -31,7 +31,7 @@ func TestEmbeddedSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	b, err := Open(ctx, Options{DataDir: dir})
 	require.NoError(t, err)
-	_, err = b.Consumer(ctx, "crm")
+	_, _, err = b.Consumer(ctx, "crm")
 	require.NoError(t, err)
 	e := &event.Event{ID: "e1", Provider: "hw", Entity: "card", Rule: "r"}
 	require.NoError(t, b.Publish(ctx, e))
@@ -57,7 +57,7 @@ func TestExternalServer(t *testing.T) {
 	b, err := Open(ctx, Options{URL: srv.ClientURL()})
 	require.NoError(t, err)
 	defer b.Close()
-	_, err = b.Consumer(ctx, "crm")
+	_, _, err = b.Consumer(ctx, "crm")
 	require.NoError(t, err)
 	require.NoError(t, b.Publish(ctx, &event.Event{ID: "x.y*z", Provider: "h w", Entity: "card", Rule: "r>"}))
 	require.Equal(t, []string{"x.y*z"}, fetchIDs(t, b, "crm"))
@@ -71,4 +71,30 @@ func TestExternalServer(t *testing.T) {
 func TestOpenUnreachable(t *testing.T) {
 	_, err := Open(context.Background(), Options{URL: "nats://127.0.0.1:1"})
 	require.ErrorContains(t, err, "bus: connect")
+}
+
+// A consumer lost with the server's data is recreated, says so, and reads
+// what is published from then on (the caller republishes what it owes).
+func TestConsumerRecreatedAfterDataLoss(t *testing.T) {
+	ctx := context.Background()
+	b, err := Open(ctx, Options{DataDir: t.TempDir()})
+	require.NoError(t, err)
+	defer b.Close()
+	_, created, err := b.Consumer(ctx, "crm")
+	require.NoError(t, err)
+	require.True(t, created)
+	_, created, err = b.Consumer(ctx, "crm")
+	require.NoError(t, err)
+	require.False(t, created, "an existing consumer is reused")
+
+	require.NoError(t, b.js.DeleteStream(ctx, EventsStream))
+	_, created, err = b.Consumer(ctx, "crm")
+	require.NoError(t, err)
+	require.True(t, created, "stream and consumer come back")
+	e := &event.Event{ID: "e2", Provider: "hw", Entity: "card", Rule: "r"}
+	require.NoError(t, b.Republish(ctx, "crm", e, []byte(`{"id":"e2"}`)))
+	require.NoError(t, b.Republish(ctx, "crm", e, []byte(`{"id":"e2"}`)), "a second republish is not dropped as a duplicate")
+	n, err := b.Pending(ctx, "crm")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n)
 }

@@ -678,3 +678,38 @@ func (s *Store) Firing() ([]event.Event, error) {
 	})
 	return out, err
 }
+
+// PruneMutes drops the records of what muted events that were muted before
+// `before`, as the history drops the events themselves (EventRetention).
+// It returns how many it dropped.
+func (s *Store) PruneMutes(before time.Time) (int, error) {
+	var keys [][]byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMutes)
+		if b == nil {
+			return nil
+		}
+		err := b.ForEach(func(k, v []byte) error {
+			var m muteRecord
+			if json.Unmarshal(v, &m) != nil || m.At.Before(before) {
+				keys = append(keys, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// Deleted after the walk: a bbolt cursor may skip keys when the
+		// bucket changes under it.
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune mutes: %w", err)
+	}
+	return len(keys), nil
+}

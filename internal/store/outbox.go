@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -205,15 +206,25 @@ func (s *Store) PruneDelivered(before time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDelivered).ForEachBucket(func(name []byte) error {
-			c := tx.Bucket(bucketDelivered).Bucket(name).Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
+			b := tx.Bucket(bucketDelivered).Bucket(name)
+			// Collected first: a bbolt cursor may skip keys when the
+			// bucket changes under it.
+			var keys [][]byte
+			err := b.ForEach(func(k, v []byte) error {
 				if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < before.UnixNano() {
-					if err := c.Delete(); err != nil {
-						return err
-					}
-					n++
+					keys = append(keys, bytes.Clone(k))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if err := b.Delete(k); err != nil {
+					return err
 				}
 			}
+			n += len(keys)
 			return nil
 		})
 	})

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/notify"
 )
 
 // Formats of the webhook body.
@@ -42,9 +44,14 @@ type amAlert struct {
 }
 
 // alertmanagerPayload maps events to Alertmanager alerts. Labels identify the
-// alert (alertname is the rule); annotations carry the summary, the event id
-// and its kind. A transition is a firing alert with no end.
-func alertmanagerPayload(receiver, externalURL string, events []event.Event) amMessage {
+// alert (alertname is the rule); annotations carry the summary, the event id,
+// its kind and seq (the alert's own counter). A transition is a firing alert
+// with no end. groupKey and groupLabels come from the group stage's group
+// (notify.GroupFrom) when there is one, its group_by fields named as the
+// labels are (rule is alertname, labels.X is X); else the rule.
+// commonLabels and commonAnnotations are what every alert of the body shares,
+// as Alertmanager computes them.
+func alertmanagerPayload(receiver, externalURL string, g notify.Group, events []event.Event) amMessage {
 	m := amMessage{Receiver: receiver, Status: status(events), Version: "4", ExternalURL: externalURL}
 	for _, e := range events {
 		labels := map[string]string{
@@ -66,6 +73,9 @@ func alertmanagerPayload(receiver, externalURL string, events []event.Event) amM
 			StartsAt:    e.StartsAt,
 			Fingerprint: fingerprint(labels),
 		}
+		if e.Seq != 0 {
+			a.Annotations["seq"] = strconv.FormatUint(e.Seq, 10)
+		}
 		if e.Kind == event.KindResolved {
 			a.Status, a.EndsAt = event.KindResolved, e.EndsAt
 		}
@@ -77,11 +87,28 @@ func alertmanagerPayload(receiver, externalURL string, events []event.Event) amM
 	m.CommonLabels = common(m.Alerts, func(a amAlert) map[string]string { return a.Labels })
 	m.CommonAnnotations = common(m.Alerts, func(a amAlert) map[string]string { return a.Annotations })
 	m.GroupLabels = map[string]string{}
-	if len(events) > 0 {
+	if g.Key != "" {
+		for k, v := range g.Labels {
+			m.GroupLabels[amLabelName(k)] = v
+		}
+		m.GroupKey = "{}:" + g.Key
+	} else if len(events) > 0 {
 		m.GroupLabels["alertname"] = events[0].Rule
 		m.GroupKey = fmt.Sprintf("{}:{alertname=%q}", events[0].Rule)
 	}
 	return m
+}
+
+// amLabelName is the Alertmanager label a group_by field is: the rule is
+// alertname, an event label labels.X is X, the others keep their names.
+func amLabelName(field string) string {
+	if field == "rule" {
+		return "alertname"
+	}
+	if name, ok := strings.CutPrefix(field, "labels."); ok {
+		return name
+	}
+	return field
 }
 
 // fingerprint is a stable hash of the label set, as Alertmanager's is.

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -34,14 +35,16 @@ func TestAlertmanagerFormat(t *testing.T) {
 	resolved := firing
 	resolved.ID, resolved.Kind, resolved.EntityID, resolved.ICCID = "1a2b3c4d5e6f70819293a4b5c6d7e8f9", event.KindResolved, "4900000000003", "89860000000000000003"
 	resolved.Summary = "Card 89860000000000000003 has 50 MB left"
-	resolved.EndsAt = now
+	resolved.EndsAt, resolved.Seq = now, 4
 	n := New(Options{Name: "am-receiver", URL: ts.URL, Format: FormatAlertmanager, ExternalURL: "https://simwatch.example", Now: func() time.Time { return now }})
 	_, err := n.Notify(context.Background(), firing, resolved)
 	require.NoError(t, err)
 
 	golden := "testdata/alertmanager_payload.golden.json"
 	if *update {
-		require.NoError(t, os.WriteFile(golden, body, 0o644))
+		var indented bytes.Buffer
+		require.NoError(t, json.Indent(&indented, body, "", "    "))
+		require.NoError(t, os.WriteFile(golden, append(indented.Bytes(), '\n'), 0o644))
 	}
 	want, err := os.ReadFile(golden)
 	require.NoError(t, err)
@@ -67,6 +70,8 @@ func TestAlertmanagerFormat(t *testing.T) {
 	require.Equal(t, "warning", a.Labels["severity"])
 	require.Equal(t, firing.Summary, a.Annotations["summary"])
 	require.Equal(t, firing.ID, a.Annotations["event_id"])
+	require.Equal(t, "3", a.Annotations["seq"], "seq is an annotation: labels identify the alert")
+	require.NotContains(t, a.Labels, "seq")
 	require.Equal(t, firing.StartsAt, a.StartsAt)
 	require.True(t, a.EndsAt.IsZero())
 	require.Len(t, a.Fingerprint, 16)

@@ -3,6 +3,7 @@
 //
 //	POST {"version":"1","receiver":..,"status":..,"group_key":..,"events":[...]}
 //	Idempotency-Key:      the event id, or a hash of the ids for a group
+//	X-Simwatch-Part:      "k/n" on a part of a group split for the receiver's size limit
 //	X-Simwatch-Timestamp: unix seconds
 //	X-Simwatch-Signature: sha256=hex(hmac_sha256(secret, timestamp + "." + body))
 package webhook
@@ -21,9 +22,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/notify"
+	"github.com/simwatch/simwatch/internal/notify/webhook/nofollow"
 )
 
 // Header names.
@@ -31,6 +35,9 @@ const (
 	HeaderSignature   = "X-Simwatch-Signature"
 	HeaderTimestamp   = "X-Simwatch-Timestamp"
 	HeaderIdempotency = "Idempotency-Key"
+	// HeaderPart is "k/n" on the k-th of n parts of a group the receiver's
+	// size limit split (see Notifier.Notify); absent when not split.
+	HeaderPart = "X-Simwatch-Part"
 )
 
 // Options configures a Notifier.
@@ -50,6 +57,9 @@ type Options struct {
 // Notifier posts to one webhook URL.
 type Notifier struct {
 	o Options
+
+	mu            sync.Mutex
+	acceptedParts map[string]time.Time // Idempotency-Key of accepted parts of split groups
 }
 
 // New returns a webhook notifier.
@@ -66,42 +76,25 @@ func New(o Options) *Notifier {
 
 // Payload is the body of a post.
 type Payload struct {
-	Version  string        `json:"version"`
-	Receiver string        `json:"receiver"`
-	Status   string        `json:"status"`
-	GroupKey string        `json:"group_key"`
-	Events   []event.Event `json:"events"`
+	Version  string `json:"version"`
+	Receiver string `json:"receiver"`
+	Status   string `json:"status"`
+	GroupKey string `json:"group_key"`
+	// Part and Parts are set only when the receiver's size limit split the
+	// group: this body carries the Part-th of Parts slices of its events.
+	Part   int           `json:"part,omitempty"`
+	Parts  int           `json:"parts,omitempty"`
+	Events []event.Event `json:"events"`
 }
 
 // NoRedirects returns a copy of c (or of a zero client) that never follows a
-// redirect: a signed post must reach the configured receiver, not be replayed
-// as a GET or sent to another host. The 3xx comes back as the answer.
-func NoRedirects(c *http.Client) *http.Client {
-	var cp http.Client
-	if c != nil {
-		cp = *c
-	}
-	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &cp
-}
+// redirect (see nofollow.NoRedirects).
+func NoRedirects(c *http.Client) *http.Client { return nofollow.NoRedirects(c) }
 
 // RedirectTarget is the host a redirect answer points to, never its path or
-// query (which may carry secrets).
+// query (see nofollow.RedirectTarget).
 func RedirectTarget(req *url.URL, location string) string {
-	if location == "" {
-		return "(no Location)"
-	}
-	u, err := url.Parse(location)
-	if err != nil {
-		return "(unreadable Location)"
-	}
-	if req != nil {
-		u = req.ResolveReference(u)
-	}
-	if u.Host == "" {
-		return "(no host)"
-	}
-	return u.Host
+	return nofollow.RedirectTarget(req, location)
 }
 
 // Error is a post the receiver did not accept.
@@ -119,23 +112,121 @@ func (e *Error) Error() string {
 // RetryAfter is the wait the receiver asked for.
 func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 
-// Notify posts events. 5xx, 408, 429 and network errors are worth retrying;
-// other answers outside 2xx are not.
+// Notify posts events, all of them in one body however many. 5xx, 408, 429
+// and network errors are worth retrying; other answers outside 2xx are not.
+//
+// Only a receiver's size limit splits a group: when it answers 413 Payload
+// Too Large, the events are split into two halves, in order, each posted as a
+// part of its own (recursively, down to one event; one event that still gets
+// 413 is a permanent error naming its size). A part says which slice of the
+// group it carries, "part": k, "parts": n (the k-th of n slices, n a power of
+// two; parts of one call may be at different depths when only one half needed
+// splitting again), in the body (simwatch format) and in the X-Simwatch-Part
+// header "k/n" (both formats: Alertmanager's payload has no such field). Each
+// part is signed on its own and has its own Idempotency-Key (the hash of its
+// ids). A part accepted in this call is not sent again in it, and for
+// acceptedTTL after, a retry of the whole call skips a part with the same
+// Idempotency-Key (receivers dedupe by event id anyway).
 func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, error) {
-	var payload any = Payload{
-		Version:  "1",
-		Receiver: n.o.Name,
-		Status:   status(events),
-		GroupKey: groupKey(events),
-		Events:   wireEvents(events),
+	if len(events) == 0 {
+		return false, nil
 	}
+	g, _ := notify.GroupFrom(ctx)
+	return n.postPart(ctx, g, events, 0, 0, "")
+}
+
+// postPart posts events as the index-th (from 0) of 2^depth slices of the
+// group, splitting it in halves when the receiver says it is too large. why
+// says why the group was split, for errors.
+func (n *Notifier) postPart(ctx context.Context, g notify.Group, events []event.Event, depth, index int, why string) (bool, error) {
+	key := IdempotencyKey(events)
+	if depth > 0 && n.wasAccepted(key) {
+		return false, nil
+	}
+	part := partOf{Part: index + 1, Parts: 1 << depth}
+	body, err := n.body(g, events, part)
+	if err != nil {
+		return false, err
+	}
+	retry, err := n.post(ctx, body, key, part)
+	var e *Error
+	if err == nil || !errors.As(err, &e) || e.Status != http.StatusRequestEntityTooLarge {
+		if err != nil && depth > 0 {
+			err = fmt.Errorf("webhook %s: part %d of %d (%d events; %s): %w", n.o.Name, part.Part, part.Parts, len(events), why, err)
+		}
+		if err == nil && depth > 0 {
+			n.accepted(key)
+		}
+		return retry, err
+	}
+	if len(events) == 1 {
+		return false, &TooLargeError{Notifier: n.o.Name, EventID: events[0].ID, Bytes: len(body), Err: err}
+	}
+	if depth >= 30 {
+		return false, fmt.Errorf("webhook %s: receiver keeps answering 413: %w", n.o.Name, err)
+	}
+	why = fmt.Sprintf("split in halves because the receiver answered 413 Payload Too Large to %d events in %d bytes", len(events), len(body))
+	// An event too large even alone does not hold back the others: the
+	// other half still goes, and the call then fails for good.
+	mid := len(events) / 2
+	var tooLarge error
+	for i, half := range [][]event.Event{events[:mid], events[mid:]} {
+		retry, err := n.postPart(ctx, g, half, depth+1, 2*index+i, why)
+		var tl *TooLargeError
+		if errors.As(err, &tl) {
+			tooLarge = errors.Join(tooLarge, err)
+		} else if err != nil {
+			return retry, errors.Join(tooLarge, err)
+		}
+	}
+	return false, tooLarge
+}
+
+// TooLargeError is an event the receiver refuses as too large (HTTP 413)
+// even in a body of its own. It is permanent.
+type TooLargeError struct {
+	Notifier string
+	EventID  string
+	Bytes    int // the size of the body that carried it alone
+	Err      error
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("webhook %s: event %s is too large for the receiver even alone (a %d-byte body answered HTTP 413): %v",
+		e.Notifier, e.EventID, e.Bytes, e.Err)
+}
+
+func (e *TooLargeError) Unwrap() error { return e.Err }
+
+// partOf numbers a part of a split group; Parts is 1 when not split.
+type partOf struct{ Part, Parts int }
+
+func (n *Notifier) body(g notify.Group, events []event.Event, part partOf) ([]byte, error) {
+	var payload any
 	if n.o.Format == FormatAlertmanager {
-		payload = alertmanagerPayload(n.o.Name, n.o.ExternalURL, events)
+		payload = alertmanagerPayload(n.o.Name, n.o.ExternalURL, g, events)
+	} else {
+		p := Payload{
+			Version:  "1",
+			Receiver: n.o.Name,
+			Status:   status(events),
+			GroupKey: groupKey(g, events),
+			Events:   wireEvents(events),
+		}
+		if part.Parts > 1 {
+			p.Part, p.Parts = part.Part, part.Parts
+		}
+		payload = p
 	}
 	body, err := json.Marshal(payload)
 	if err != nil {
-		return false, fmt.Errorf("webhook: encode: %w", err)
+		return nil, fmt.Errorf("webhook: encode: %w", err)
 	}
+	return body, nil
+}
+
+// post sends one signed body.
+func (n *Notifier) post(ctx context.Context, body []byte, idempotencyKey string, part partOf) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.o.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.o.URL, bytes.NewReader(body))
@@ -145,8 +236,11 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 	ts := strconv.FormatInt(n.o.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "simwatch")
-	req.Header.Set(HeaderIdempotency, IdempotencyKey(events))
+	req.Header.Set(HeaderIdempotency, idempotencyKey)
 	req.Header.Set(HeaderTimestamp, ts)
+	if part.Parts > 1 {
+		req.Header.Set(HeaderPart, strconv.Itoa(part.Part)+"/"+strconv.Itoa(part.Parts))
+	}
 	if n.o.Secret != "" {
 		req.Header.Set(HeaderSignature, Sign(n.o.Secret, ts, body))
 	}
@@ -157,6 +251,7 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
 		return false, nil
 	}
@@ -173,6 +268,40 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 	}
 	e.temporary = resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests
 	return e.temporary, e
+}
+
+// acceptedTTL is how long a notifier remembers the parts of split groups the
+// receiver accepted, so that a retry of the whole call does not resend them.
+const acceptedTTL = 10 * time.Minute
+
+// maxAccepted bounds that memory.
+const maxAccepted = 4096
+
+func (n *Notifier) accepted(key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.o.Now()
+	if n.acceptedParts == nil {
+		n.acceptedParts = map[string]time.Time{}
+	}
+	if len(n.acceptedParts) >= maxAccepted {
+		for k, at := range n.acceptedParts {
+			if now.Sub(at) > acceptedTTL {
+				delete(n.acceptedParts, k)
+			}
+		}
+		if len(n.acceptedParts) >= maxAccepted {
+			clear(n.acceptedParts)
+		}
+	}
+	n.acceptedParts[key] = now
+}
+
+func (n *Notifier) wasAccepted(key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at, ok := n.acceptedParts[key]
+	return ok && n.o.Now().Sub(at) <= acceptedTTL
 }
 
 // Sign is the X-Simwatch-Signature value for a body sent at timestamp ts.
@@ -211,13 +340,14 @@ func IdempotencyKey(events []event.Event) string {
 }
 
 // wireEvents drops the fields that only route an event inside the watcher
-// (which notifiers it is for, the silence that muted it): they are not part
-// of the receiver's payload.
+// (which notifiers it is for, the silence or alert that muted it): they are
+// not part of the receiver's payload. Order and seq are kept.
 func wireEvents(events []event.Event) []event.Event {
 	out := make([]event.Event, len(events))
 	for i, e := range events {
 		e.Notify = nil
 		e.Silenced = ""
+		e.Inhibited = ""
 		out[i] = e
 	}
 	return out
@@ -232,7 +362,12 @@ func status(events []event.Event) string {
 	return event.KindResolved
 }
 
-func groupKey(events []event.Event) string {
+// groupKey is the group's key from the group stage (notify.GroupFrom), or
+// "rule=<rule>" when the caller set none.
+func groupKey(g notify.Group, events []event.Event) string {
+	if g.Key != "" {
+		return g.Key
+	}
 	if len(events) == 0 {
 		return ""
 	}

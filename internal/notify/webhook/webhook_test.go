@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/notify"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -27,7 +28,8 @@ func sampleEvents() []event.Event {
 		Summary: "Card 89860000000000000002 has 5 MB left", Labels: map[string]string{"team": "fleet"},
 		Provider: "hw", Entity: "card", EntityID: "4900000000002", ICCID: "89860000000000000002",
 		Values:   json.RawMessage(`{"iccid":"89860000000000000002","flow_left":5}`),
-		StartsAt: now.Add(-time.Hour), ObservedAt: now, Notify: []string{"crm"},
+		StartsAt: now.Add(-time.Hour), ObservedAt: now, Notify: []string{"crm"}, Seq: 3,
+		Silenced: "silence-1", Inhibited: "provider_unhealthy hw",
 	}}
 }
 
@@ -116,7 +118,7 @@ func TestGroupKeyAndStatus(t *testing.T) {
 	b.ID, b.Kind = "other", event.KindResolved
 	require.Equal(t, "firing", status([]event.Event{a, b}))
 	require.Equal(t, "resolved", status([]event.Event{b}))
-	require.Equal(t, "rule=card_low_flow", groupKey([]event.Event{a, b}))
+	require.Equal(t, "rule=card_low_flow", groupKey(notify.Group{}, []event.Event{a, b}))
 	k1, k2 := IdempotencyKey([]event.Event{a, b}), IdempotencyKey([]event.Event{b, a})
 	require.Len(t, k1, 32)
 	require.NotEqual(t, k1, k2)
