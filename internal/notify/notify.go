@@ -42,6 +42,19 @@ type RetryAfter interface {
 	RetryAfter() time.Duration
 }
 
+// PartlyRefusedError is a call that failed for good for some of its events
+// only: the receiver refused IDs (e.g. each too large even alone) and
+// accepted every other event of the call. The dispatcher dead-letters IDs
+// and records the others as delivered.
+type PartlyRefusedError struct {
+	IDs []string
+	Err error
+}
+
+func (e *PartlyRefusedError) Error() string { return e.Err.Error() }
+
+func (e *PartlyRefusedError) Unwrap() error { return e.Err }
+
 // Backoff is capped exponential backoff with jitter.
 type Backoff struct {
 	Base, Max time.Duration

@@ -221,6 +221,9 @@ func TestOversizedEventIsPermanentOthersStillGo(t *testing.T) {
 	var tl *TooLargeError
 	require.ErrorAs(t, err, &tl)
 	require.Equal(t, events[1].ID, tl.EventID)
+	var pr *notify.PartlyRefusedError
+	require.ErrorAs(t, err, &pr, "the dispatcher learns that only this event failed")
+	require.Equal(t, []string{events[1].ID}, pr.IDs)
 	require.Greater(t, tl.Bytes, 5000)
 	require.Contains(t, err.Error(), "413")
 	require.Contains(t, err.Error(), events[1].ID)

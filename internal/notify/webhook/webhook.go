@@ -132,13 +132,30 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 		return false, nil
 	}
 	g, _ := notify.GroupFrom(ctx)
-	return n.postPart(ctx, g, events, 0, 0, "")
+	var refused []error
+	retry, err := n.postPart(ctx, g, events, 0, 0, "", &refused)
+	tooLarge := errors.Join(refused...)
+	switch {
+	case err != nil:
+		return retry, errors.Join(err, tooLarge)
+	case len(refused) == 0:
+		return false, nil
+	case len(refused) == len(events):
+		return false, tooLarge
+	}
+	ids := make([]string, len(refused))
+	for i, e := range refused {
+		ids[i] = e.(*TooLargeError).EventID
+	}
+	return false, &notify.PartlyRefusedError{IDs: ids, Err: tooLarge}
 }
 
 // postPart posts events as the index-th (from 0) of 2^depth slices of the
 // group, splitting it in halves when the receiver says it is too large. why
-// says why the group was split, for errors.
-func (n *Notifier) postPart(ctx context.Context, g notify.Group, events []event.Event, depth, index int, why string) (bool, error) {
+// says why the group was split, for errors. An event too large even alone
+// does not hold back the others: it is added to refused (a *TooLargeError)
+// and the rest still go; the error returned is about the others only.
+func (n *Notifier) postPart(ctx context.Context, g notify.Group, events []event.Event, depth, index int, why string, refused *[]error) (bool, error) {
 	key := IdempotencyKey(events)
 	if depth > 0 && n.wasAccepted(key) {
 		return false, nil
@@ -160,26 +177,20 @@ func (n *Notifier) postPart(ctx context.Context, g notify.Group, events []event.
 		return retry, err
 	}
 	if len(events) == 1 {
-		return false, &TooLargeError{Notifier: n.o.Name, EventID: events[0].ID, Bytes: len(body), Err: err}
+		*refused = append(*refused, &TooLargeError{Notifier: n.o.Name, EventID: events[0].ID, Bytes: len(body), Err: err})
+		return false, nil
 	}
 	if depth >= 30 {
 		return false, fmt.Errorf("webhook %s: receiver keeps answering 413: %w", n.o.Name, err)
 	}
 	why = fmt.Sprintf("split in halves because the receiver answered 413 Payload Too Large to %d events in %d bytes", len(events), len(body))
-	// An event too large even alone does not hold back the others: the
-	// other half still goes, and the call then fails for good.
 	mid := len(events) / 2
-	var tooLarge error
 	for i, half := range [][]event.Event{events[:mid], events[mid:]} {
-		retry, err := n.postPart(ctx, g, half, depth+1, 2*index+i, why)
-		var tl *TooLargeError
-		if errors.As(err, &tl) {
-			tooLarge = errors.Join(tooLarge, err)
-		} else if err != nil {
-			return retry, errors.Join(tooLarge, err)
+		if retry, err := n.postPart(ctx, g, half, depth+1, 2*index+i, why, refused); err != nil {
+			return retry, err
 		}
 	}
-	return false, tooLarge
+	return false, nil
 }
 
 // TooLargeError is an event the receiver refuses as too large (HTTP 413)
