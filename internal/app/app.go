@@ -214,7 +214,7 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 	case config.NotifierSlack:
 		s, err := slack.New(slack.Options{Name: nc.Name, Token: nc.Token.Reveal(), Channel: nc.Channel, APIURL: nc.APIURL,
 			WebhookURL: nc.URL, StatusURL: w.cfg.HTTP.ExternalURL, Timeout: nc.Timeout.D(), Client: w.o.HTTPClient,
-			Threads: w.store, Now: w.o.Now})
+			Threads: w.store, Now: w.o.Now, Log: w.log.With("notifier", nc.Name)})
 		if err != nil {
 			return nil, fmt.Errorf("notifier %s: %w", nc.Name, err)
 		}

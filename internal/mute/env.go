@@ -41,7 +41,8 @@ import (
 // match. Times are pointers: a time the event does not have (ends_at of a
 // firing event) is nil, and comparing it fails, so the match does not hold.
 type Env struct {
-	ID         string            `expr:"id" doc:"|the event id (the entity's own id is entity_id)"`
+	EventID    string            `expr:"event_id" doc:"|the event id"`
+	ID         string            `expr:"id" doc:"|the card's, pool's or provider's id, as in rules (the same as entity_id)"`
 	Seq        uint64            `expr:"seq" doc:"|the alert's event counter"`
 	Kind       string            `expr:"kind" doc:"|firing, resolved, transition or action"`
 	Rule       string            `expr:"rule" doc:"|the rule's name"`
@@ -68,7 +69,7 @@ type Env struct {
 // value of another type (cut to fit a size limit): an expression that
 // reads it then fails and does not match, as `flow_left < 5` on a pool with
 // no figure, or `quantity > 3` on a card, should not. provider, id and
-// iccid are the event's (id is the event id; the entity's is entity_id).
+// iccid are the event's (id is the entity's, as in rules).
 type Fields struct {
 	// Cards and pools.
 	Account   *string  `expr:"account"`
@@ -286,7 +287,7 @@ func (n needs) or(o needs) needs { return needs{n.values || o.values, n.prev || 
 // asked to.
 func newEnv(e *event.Event, c *clock, n needs) *Env {
 	env := &Env{
-		ID: e.ID, Seq: e.Seq, Kind: e.Kind, Rule: e.Rule, Severity: e.Severity, Summary: e.Summary,
+		EventID: e.ID, ID: e.EntityID, Seq: e.Seq, Kind: e.Kind, Rule: e.Rule, Severity: e.Severity, Summary: e.Summary,
 		Labels: e.Labels, Provider: e.Provider, Entity: e.Entity, EntityID: e.EntityID, ICCID: e.ICCID,
 		StartsAt: timePtr(e.StartsAt, true), EndsAt: timePtr(e.EndsAt, false), ObservedAt: timePtr(e.ObservedAt, true),
 	}

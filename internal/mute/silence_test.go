@@ -107,7 +107,9 @@ func TestMatch(t *testing.T) {
 	}{
 		// Event fields.
 		{"rule", `rule == "card_low_flow"`, true, false},
-		{"id is the event's", `id == "e1"`, true, false},
+		{"event_id is the event's", `event_id == "e1"`, true, false},
+		{"id is the entity's, as in rules", `id == "4900"`, true, false},
+		{"entity_id too", `entity_id == "p1"`, false, true},
 		{"entity_id", `entity_id in ["4900", "p1"]`, true, true},
 		{"seq", `seq >= 3`, true, false},
 		{"kind", `kind == "resolved"`, false, true},
