@@ -56,6 +56,7 @@ type receiver struct {
 	t        *testing.T
 	mu       sync.Mutex
 	accepted []event.Event
+	posts    []string       // the group_key of each accepted post
 	attempts map[string]int // per Idempotency-Key
 	failNext int            // answer 503 to this many posts
 	status   int            // when set, answer this status to every post
@@ -110,6 +111,16 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	require.Equal(r.t, "1", p.Version)
 	require.Equal(r.t, "crm", p.Receiver)
 	r.accepted = append(r.accepted, p.Events...)
+	r.posts = append(r.posts, p.GroupKey)
+}
+
+// takePosts returns the group keys of the posts accepted since the last call.
+func (r *receiver) takePosts() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.posts
+	r.posts = nil
+	return out
 }
 
 // takeEvents returns the events accepted since the last call.
@@ -177,7 +188,13 @@ func newEnv(t *testing.T, extraConfig string) *env { return newProviderEnv(t, gs
 
 func newProviderEnv(t *testing.T, pc providerCase, extraConfig string) *env {
 	t.Helper()
-	fleet := sim.NewFleet(sim.FleetOptions{Cards: 60, Pools: 2, Seed: 3, Calm: true})
+	return newFleetEnv(t, pc, 60, extraConfig)
+}
+
+// newFleetEnv is newProviderEnv with a fleet of cards cards.
+func newFleetEnv(t *testing.T, pc providerCase, cards int, extraConfig string) *env {
+	t.Helper()
+	fleet := sim.NewFleet(sim.FleetOptions{Cards: cards, Pools: 2, Seed: 3, Calm: true})
 	s := sim.NewServer(sim.Options{Fleet: fleet, Keys: map[string]string{"e2e-ak": "e2e-sk"}})
 	simTS := httptest.NewServer(s.Handler())
 	t.Cleanup(simTS.Close)

@@ -46,7 +46,6 @@ func (g *Grouper) GroupOf(e *event.Event) Group {
 	}
 	labels := make(map[string]string, len(by))
 	var b strings.Builder
-	b.WriteByte('{')
 	for i, f := range by {
 		v := fieldValue(e, f)
 		labels[f] = v
@@ -55,10 +54,26 @@ func (g *Grouper) GroupOf(e *event.Event) Group {
 		}
 		b.WriteString(f)
 		b.WriteByte('=')
-		b.WriteString(strconv.Quote(v))
+		b.WriteString(keyValue(v))
 	}
-	b.WriteByte('}')
 	return Group{Key: b.String(), Labels: labels}
+}
+
+// keyValue writes a value into a group key as it is when that cannot be
+// ambiguous (rule names, ids, ICCIDs: "rule=card_low_flow"), quoted
+// otherwise.
+func keyValue(v string) string {
+	plain := v != ""
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.:/", r)) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return v
+	}
+	return strconv.Quote(v)
 }
 
 func fieldValue(e *event.Event, f string) string {

@@ -3,6 +3,8 @@ package webhook
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,12 +93,21 @@ func alertmanagerPayload(receiver, externalURL string, g notify.Group, events []
 		for k, v := range g.Labels {
 			m.GroupLabels[amLabelName(k)] = v
 		}
-		m.GroupKey = "{}:" + g.Key
 	} else if len(events) > 0 {
 		m.GroupLabels["alertname"] = events[0].Rule
-		m.GroupKey = fmt.Sprintf("{}:{alertname=%q}", events[0].Rule)
 	}
+	m.GroupKey = amGroupKey(m.GroupLabels)
 	return m
+}
+
+// amGroupKey is Alertmanager's group key for a route at the root ({}) and
+// these group labels: {}:{a="x", b="y"}, names sorted.
+func amGroupKey(labels map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, labels[k]))
+	}
+	return "{}:{" + strings.Join(parts, ", ") + "}"
 }
 
 // amLabelName is the Alertmanager label a group_by field is: the rule is

@@ -71,7 +71,7 @@ func TestGroupKeyFromContext(t *testing.T) {
 		bodies = append(bodies, b)
 	}))
 	defer ts.Close()
-	g := notify.Group{Key: `{provider="hw",rule="card_low_flow"}`, Labels: map[string]string{"rule": "card_low_flow", "provider": "hw", "labels.team": "fleet"}, Receiver: "crm"}
+	g := notify.Group{Key: `provider=hw,rule=card_low_flow,labels.team=fleet`, Labels: map[string]string{"rule": "card_low_flow", "provider": "hw", "labels.team": "fleet"}, Receiver: "crm"}
 	ctx := notify.WithGroup(context.Background(), g)
 
 	_, err := New(Options{Name: "crm", URL: ts.URL}).Notify(ctx, burst(2)...)
@@ -86,7 +86,7 @@ func TestGroupKeyFromContext(t *testing.T) {
 	require.NoError(t, err)
 	var m amMessageDecoded
 	require.NoError(t, json.Unmarshal(bodies[1], &m))
-	require.Equal(t, "{}:"+g.Key, m.GroupKey)
+	require.Equal(t, `{}:{alertname="card_low_flow", provider="hw", team="fleet"}`, m.GroupKey, "Alertmanager's own form")
 	require.Equal(t, map[string]string{"alertname": "card_low_flow", "provider": "hw", "team": "fleet"}, map[string]string(m.GroupLabels))
 	require.NotContains(t, m.CommonLabels, "entity_id", "differs between the alerts")
 	require.Equal(t, "card_low_flow", m.CommonLabels["alertname"])
