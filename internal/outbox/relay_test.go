@@ -170,3 +170,29 @@ func TestDrainSetsAsideAnUndecodableEntry(t *testing.T) {
 	require.Contains(t, aside[0].Reason, "outbox entry 2")
 	require.JSONEq(t, `"{\"id\": not json"`, string(aside[0].Event), "the bytes are kept")
 }
+
+// An event the bus refuses for good is no longer owed to any notifier: the
+// later events of its alert are not held back behind it, and nothing waits
+// for it (run --once would otherwise wait until its timeout).
+func TestSetAsideEventReleasedFromTheLedger(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "s.db"))
+	_, err := st.SetNotifiers([]string{"crm"})
+	require.NoError(t, err)
+	alert := func(id, kind string) event.Event {
+		return event.Event{ID: id, Kind: kind, Rule: "card_low_flow", Provider: "hw", Entity: "card", EntityID: "c1"}
+	}
+	require.NoError(t, st.Update(func(tx *store.Tx) error {
+		return tx.AppendOutbox([]event.Event{alert("big", event.KindFiring), alert("next", event.KindResolved)})
+	}))
+	require.Equal(t, map[string]int{"crm": 2}, st.Owing())
+
+	pub := &refusingPublisher{refuse: map[string]bool{"big": true}}
+	_, err = New(st, pub, 0, nil).Drain(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{"next"}, pub.got)
+	require.Equal(t, map[string]int{"crm": 1}, st.Owing(), "only the published event is owed")
+	next := alert("next", event.KindResolved)
+	before, err := st.OwedBefore("crm", []string{next.AlertKey()})
+	require.NoError(t, err)
+	require.Len(t, before[next.AlertKey()], 1, "only the event itself is owed: nothing earlier holds it back")
+}

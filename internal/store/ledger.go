@@ -259,6 +259,34 @@ func dropIfSettled(tx *bolt.Tx, lseq uint64) error {
 	return nil
 }
 
+// releaseUnpublished releases an event the bus will never carry from every
+// notifier that has not taken it, so that no later event of its alert waits
+// for it.
+func releaseUnpublished(tx *bolt.Tx, id string) error {
+	ids := tx.Bucket(bucketLedgerIDs)
+	if ids == nil {
+		return nil
+	}
+	k := ids.Get([]byte(id))
+	if len(k) != 8 {
+		return nil
+	}
+	k = bytes.Clone(k)
+	if root := tx.Bucket(bucketLedgerOwed); root != nil {
+		err := root.ForEachBucket(func(name []byte) error {
+			b := root.Bucket(name)
+			if v := b.Get(k); len(v) == 1 && v[0] == owedUnreceived {
+				return b.Delete(k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return dropIfSettled(tx, binary.BigEndian.Uint64(k))
+}
+
 // MarkPublished records that the bus has stored these events.
 func markPublished(tx *bolt.Tx, ids []string) error {
 	idb := tx.Bucket(bucketLedgerIDs)

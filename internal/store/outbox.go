@@ -83,7 +83,9 @@ type SetAside struct {
 // SetAsideOutbox moves an outbox entry that can never be published (the bus
 // refuses it for good, or it does not decode) out of the outbox into a
 // set-aside bucket, with the reason, in one transaction: the events behind it
-// flow on and it stays on record. An entry already gone is not an error.
+// flow on and it stays on record. No notifier waits for it any more (the
+// ledger releases it), so the later events of its alert are not held back
+// behind it. An entry already gone is not an error.
 func (s *Store) SetAsideOutbox(seq uint64, reason string, at time.Time) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
@@ -105,6 +107,14 @@ func (s *Store) SetAsideOutbox(seq uint64, reason string, at time.Time) error {
 		}
 		if err := aside.Put(u64(seq), rec); err != nil {
 			return err
+		}
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(v, &ev) == nil && ev.ID != "" {
+			if err := releaseUnpublished(tx, ev.ID); err != nil {
+				return err
+			}
 		}
 		return b.Delete(u64(seq))
 	})
