@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"time"
@@ -38,9 +39,14 @@ func recordEvents(tx *bolt.Tx, events []event.Event, encoded [][]byte) error {
 		return nil
 	}
 	cutoff := uint64(events[len(events)-1].ObservedAt.Add(-EventRetention).UnixNano())
+	// Collected first: a bbolt cursor skips keys when deleting as it walks.
+	var expired [][]byte
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k[:8]) < cutoff; k, _ = c.Next() {
-		if err := c.Delete(); err != nil {
+	for k, _ := c.First(); k != nil && len(k) >= 8 && binary.BigEndian.Uint64(k[:8]) < cutoff; k, _ = c.Next() {
+		expired = append(expired, bytes.Clone(k))
+	}
+	for _, k := range expired {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}

@@ -41,6 +41,9 @@ type ledgerEntry struct {
 	ID        string `json:"id"`
 	Alert     string `json:"alert"`
 	Published bool   `json:"pub,omitempty"`
+	// Adopted: added by Receive, not by the cycle (the bus had it before
+	// the ledger did), so each notifier that receives it takes it on.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // SetNotifiers names the notifiers events are owed to from now on (each by
@@ -358,14 +361,24 @@ func (s *Store) Receive(notifier string, in []Incoming) ([]Received, error) {
 			return err
 		}
 		for i, inc := range in {
-			if k := idb.Get([]byte(inc.Event.ID)); k != nil {
+			id := []byte(inc.Event.ID)
+			if k := idb.Get(id); k != nil {
 				lseq := binary.BigEndian.Uint64(k)
 				state := owed.Get(k)
 				switch {
-				case state == nil && !inc.Replay:
-					continue // settled, or never routed here
 				case state != nil && state[0] == owedReceived:
 					continue // a repeat: already in hand
+				case state == nil && !inc.Replay:
+					// Settled here, or never owed here. An adopted event
+					// was owed only to the notifier that first received
+					// it; every other one takes it on, once.
+					e, _, err := getEntry(tx, lseq)
+					if err != nil {
+						return err
+					}
+					if !e.Adopted || settledHere(tx, notifier, id) {
+						continue
+					}
 				}
 				if err := owed.Put(slices.Clone(k), []byte{owedReceived}); err != nil {
 					return err
@@ -373,13 +386,14 @@ func (s *Store) Receive(notifier string, in []Incoming) ([]Received, error) {
 				out[i] = Received{Take: true, LSeq: lseq}
 				continue
 			}
-			if !inc.Replay {
-				if b := tx.Bucket(bucketDelivered).Bucket([]byte(notifier)); b != nil && b.Get([]byte(inc.Event.ID)) != nil {
-					continue
-				}
+			if !inc.Replay && settledHere(tx, notifier, id) {
+				continue
 			}
 			lseq, err := putLedger(tx, &inc.Event, inc.Data, true, []string{notifier}, owedReceived)
 			if err != nil {
+				return err
+			}
+			if err := adopt(tx, lseq); err != nil {
 				return err
 			}
 			out[i] = Received{Take: true, LSeq: lseq}
@@ -390,6 +404,33 @@ func (s *Store) Receive(notifier string, in []Incoming) ([]Received, error) {
 		return nil, fmt.Errorf("store: receive for %s: %w", notifier, err)
 	}
 	return out, nil
+}
+
+// settledHere reports whether notifier settled the event before: its
+// delivery log, or its record of events muted, dead-lettered or released.
+func settledHere(tx *bolt.Tx, notifier string, id []byte) bool {
+	for _, root := range [][]byte{bucketDelivered, bucketSettled} {
+		if r := tx.Bucket(root); r != nil {
+			if b := r.Bucket([]byte(notifier)); b != nil && b.Get(id) != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// adopt marks a ledger entry as added by Receive.
+func adopt(tx *bolt.Tx, lseq uint64) error {
+	e, ok, err := getEntry(tx, lseq)
+	if err != nil || !ok {
+		return err
+	}
+	e.Adopted = true
+	rec, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketLedger).Put(u64(lseq), rec)
 }
 
 // LedgerEvent is an event the ledger holds for a notifier.
@@ -542,6 +583,10 @@ func (s *Store) Settle(notifier string, at time.Time, outcomes []Outcome) error 
 		if err != nil {
 			return err
 		}
+		settledLog, err := tx.Bucket(bucketSettled).CreateBucketIfNotExists([]byte(notifier))
+		if err != nil {
+			return err
+		}
 		stamp := binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano()))
 		notified, err := tx.CreateBucketIfNotExists(bucketNotified)
 		if err != nil {
@@ -561,6 +606,13 @@ func (s *Store) Settle(notifier string, at time.Time, outcomes []Outcome) error 
 				}
 			case Muted:
 				if err := recordMute(tx, notifier, at, o); err != nil {
+					return err
+				}
+			}
+			if o.Result != Delivered && o.ID != "" {
+				// A repeat from the bus after the event left the ledger
+				// must not be taken again.
+				if err := settledLog.Put([]byte(o.ID), stamp); err != nil {
 					return err
 				}
 			}

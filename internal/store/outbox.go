@@ -210,33 +210,48 @@ func (s *Store) MarkDelivered(notifier string, at time.Time, eventIDs ...string)
 	})
 }
 
-// PruneDelivered drops delivery-log entries older than before, so the log
-// stays bounded. It returns how many it dropped.
+// PruneDelivered drops delivery-log entries (and the records of events
+// settled otherwise) older than before, so the logs stay bounded. It
+// returns how many it dropped.
 func (s *Store) PruneDelivered(before time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDelivered).ForEachBucket(func(name []byte) error {
-			b := tx.Bucket(bucketDelivered).Bucket(name)
-			// Collected first: a bbolt cursor may skip keys when the
-			// bucket changes under it.
-			var keys [][]byte
-			err := b.ForEach(func(k, v []byte) error {
-				if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < before.UnixNano() {
-					keys = append(keys, bytes.Clone(k))
-				}
-				return nil
-			})
-			if err != nil {
+		for _, root := range []*bolt.Bucket{tx.Bucket(bucketDelivered), tx.Bucket(bucketSettled)} {
+			if err := pruneStamped(root, before, &n); err != nil {
 				return err
 			}
-			for _, k := range keys {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			n += len(keys)
-			return nil
-		})
+		}
+		return nil
 	})
 	return n, err
+}
+
+// pruneStamped drops the entries stamped before `before` from every
+// notifier's bucket under root, adding their number to n.
+func pruneStamped(root *bolt.Bucket, before time.Time, n *int) error {
+	if root == nil {
+		return nil
+	}
+	return root.ForEachBucket(func(name []byte) error {
+		b := root.Bucket(name)
+		// Collected first: a bbolt cursor may skip keys when the
+		// bucket changes under it.
+		var keys [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < before.UnixNano() {
+				keys = append(keys, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		*n += len(keys)
+		return nil
+	})
 }

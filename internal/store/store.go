@@ -21,10 +21,14 @@ var (
 	bucketProviders = []byte("providers")
 	bucketOutbox    = []byte("outbox")
 	bucketDelivered = []byte("delivered")
-	bucketCards     = []byte("cards")
-	bucketPools     = []byte("pools")
-	bucketAlerts    = []byte("alerts")
-	keyMeta         = []byte("meta")
+	// notifier / event id → when it was settled otherwise (muted,
+	// dead-lettered, released): with the delivery log, what a repeat from
+	// the bus is checked against once the event has left the ledger.
+	bucketSettled = []byte("settled")
+	bucketCards   = []byte("cards")
+	bucketPools   = []byte("pools")
+	bucketAlerts  = []byte("alerts")
+	keyMeta       = []byte("meta")
 )
 
 // Store is the bbolt database. It is safe for concurrent use.
@@ -41,7 +45,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketProviders, bucketOutbox, bucketDelivered} {
+		for _, b := range [][]byte{bucketProviders, bucketOutbox, bucketDelivered, bucketSettled} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
