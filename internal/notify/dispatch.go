@@ -60,9 +60,12 @@ type Options struct {
 	Once       bool
 	MaxDeliver int // attempts per send before dead-lettering; default 10
 	MaxEvents  int // most events per Notify call; 0 means a group is one call
-	Backoff    Backoff
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Parallel is how many groups may be sent at once (each group one
+	// send at a time); default 8.
+	Parallel int
+	Backoff  Backoff
+	Now      func() time.Time
+	Logger   *slog.Logger
 	// Observe, when set, is told each delivered event's latency: from the
 	// cycle that observed it to the receiver accepting it.
 	Observe func(time.Duration)
@@ -102,6 +105,9 @@ type Dispatcher struct {
 func NewDispatcher(o Options) *Dispatcher {
 	if o.MaxDeliver <= 0 {
 		o.MaxDeliver = 10
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 8
 	}
 	if o.Backoff.Base <= 0 {
 		o.Backoff.Base = time.Second
@@ -283,29 +289,50 @@ func (d *Dispatcher) take(ctx context.Context, msgs []jetstream.Msg) {
 	}
 }
 
+// flushed is the end of a group's send, reported to the deliver loop.
+type flushed struct {
+	pg      *pendingGroup
+	sent    []*item
+	settled map[uint64]bool
+}
+
 // deliver is the loop of the stages after intake: events join their groups,
-// and each group is sent when due.
+// and each group is sent when due. Groups are sent concurrently (at most
+// Parallel at a time, one send per group), so that one group's retries do
+// not hold back the others; the loop alone touches the groups.
 func (d *Dispatcher) deliver(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	done := make(chan flushed)
+	inFlight := 0
+	var sends sync.WaitGroup
+	defer func() {
+		// Sends end with ctx; what they did not settle stays in the ledger.
+		go func() {
+			for range done {
+			}
+		}()
+		sends.Wait()
+		close(done)
+	}()
 	for ctx.Err() == nil {
 		now := d.o.Now()
 		for _, it := range d.takeInbox() {
 			d.groups.Add(it, now)
 		}
 		all := d.o.Once && d.groups.Len() > 0 && d.o.Ledger.UnreceivedCount(d.o.Name) == 0
-		due := d.groups.Due(now, all)
-		for _, pg := range due {
-			if ctx.Err() != nil {
-				return
+		for _, pg := range d.groups.Due(now, all) {
+			if inFlight >= d.o.Parallel {
+				break
 			}
-			d.flush(ctx, pg)
-		}
-		if len(due) > 0 {
-			continue
+			sent := d.groups.Start(pg)
+			inFlight++
+			sends.Go(func() {
+				done <- flushed{pg: pg, sent: sent, settled: d.flush(ctx, pg.Group, sent)}
+			})
 		}
 		wait := time.Hour
-		if next := d.groups.Next(); !next.IsZero() {
+		if next := d.groups.Next(); !next.IsZero() && inFlight < d.o.Parallel {
 			wait = max(next.Sub(now), 0)
 		}
 		if d.o.Once && d.groups.Len() > 0 {
@@ -315,24 +342,29 @@ func (d *Dispatcher) deliver(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case f := <-done:
+			inFlight--
+			now := d.o.Now()
+			d.groups.Done(f.pg, f.sent, f.settled, now, holdRecheck)
+			if len(f.settled) > 0 {
+				d.groups.Wake(now) // an alert held in another group may go now
+			}
 		case <-d.wake:
 		case <-timer.C:
 		}
 	}
 }
 
-// flush sends a due group: the order, dedup, mute, retry and record stages.
-func (d *Dispatcher) flush(ctx context.Context, pg *pendingGroup) {
-	now := d.o.Now()
-	ready, held, err := d.order.Split(pg.items)
+// flush sends a group's events: the order, dedup, mute, retry and record
+// stages. It returns the ledger places it settled.
+func (d *Dispatcher) flush(ctx context.Context, g Group, items []*item) map[uint64]bool {
+	ready, _, err := d.order.Split(items)
 	if err != nil {
 		d.log.Error("ledger unreadable; will retry", "err", err)
-		d.groups.Hold(pg, now, holdRecheck)
-		return
+		return nil
 	}
 	if len(ready) == 0 {
-		d.groups.Hold(pg, now, holdRecheck)
-		return
+		return nil
 	}
 	byID := make(map[string]*item, len(ready))
 	events := make([]event.Event, len(ready))
@@ -344,8 +376,7 @@ func (d *Dispatcher) flush(ctx context.Context, pg *pendingGroup) {
 	events, muted, err := d.dedup.Split(events)
 	if err != nil {
 		d.log.Error("delivery record unreadable; will retry", "err", err)
-		d.groups.Hold(pg, now, holdRecheck)
-		return
+		return nil
 	}
 	outcomes = append(outcomes, muted...)
 	size := d.o.MaxEvents
@@ -353,19 +384,9 @@ func (d *Dispatcher) flush(ctx context.Context, pg *pendingGroup) {
 		size = len(events)
 	}
 	for start := 0; start < len(events) && ctx.Err() == nil; start += size {
-		outcomes = append(outcomes, d.send(ctx, pg.Group, events[start:min(start+size, len(events))])...)
+		outcomes = append(outcomes, d.send(ctx, g, events[start:min(start+size, len(events))])...)
 	}
-	settled := d.record(outcomes, byID)
-	keep := held
-	for _, it := range ready {
-		if !settled[it.lseq] {
-			keep = append(keep, it)
-		}
-	}
-	d.groups.Flushed(pg, keep, d.o.Now(), holdRecheck)
-	if len(settled) > 0 {
-		d.groups.Wake(d.o.Now()) // an alert held in another group may go now
-	}
+	return d.record(outcomes, byID)
 }
 
 // send is the mute and retry stages for one Notify call's events. It
@@ -390,8 +411,11 @@ func (d *Dispatcher) send(ctx context.Context, g Group, events []event.Event) []
 			if r.Asked > 0 {
 				d.log.Warn("Retry-After capped at max_backoff", "retry_after", r.Asked, "max_backoff", d.o.Backoff.Max)
 			}
-			d.log.Warn("delivery failed; will retry", "group", g.Key, "events", len(events),
-				"attempt", r.Attempt, "wait", r.Wait, "err", r.Err)
+			args := []any{"group", g.Key, "events", len(events), "attempt", r.Attempt, "wait", r.Wait, "err", r.Err}
+			if len(events) == 1 {
+				args = append(args, "event_id", events[0].ID)
+			}
+			d.log.Warn("delivery failed; will retry", args...)
 		},
 	}
 	g.Receiver = d.o.Name

@@ -30,6 +30,7 @@ type pendingGroup struct {
 	due       time.Time
 	lastFlush time.Time
 	held      bool // some events wait for an earlier event of their alert
+	inFlight  bool // being sent: not due again until Done
 }
 
 // item is an event in hand, waiting in its group.
@@ -128,10 +129,11 @@ func (g *Grouper) Add(it *item, now time.Time) {
 
 // Due returns the groups due at now, oldest deadline first; all of them
 // with events when all is set (a one-shot run has the whole burst at hand).
+// A group being sent is not due.
 func (g *Grouper) Due(now time.Time, all bool) []*pendingGroup {
 	var out []*pendingGroup
 	for _, pg := range g.groups {
-		if len(pg.items) > 0 && !pg.due.IsZero() && (all || !pg.due.After(now)) {
+		if !pg.inFlight && len(pg.items) > 0 && !pg.due.IsZero() && (all || !pg.due.After(now)) {
 			out = append(out, pg)
 		}
 	}
@@ -148,49 +150,79 @@ func (g *Grouper) Due(now time.Time, all bool) []*pendingGroup {
 func (g *Grouper) Next() time.Time {
 	var next time.Time
 	for _, pg := range g.groups {
-		if len(pg.items) > 0 && !pg.due.IsZero() && (next.IsZero() || pg.due.Before(next)) {
+		if !pg.inFlight && len(pg.items) > 0 && !pg.due.IsZero() && (next.IsZero() || pg.due.Before(next)) {
 			next = pg.due
 		}
 	}
 	return next
 }
 
-// Flushed records that a group was sent at now, keeping the events still
-// waiting (held back for order): they are due again after Interval, or at
-// recheck when sooner (0 means Interval).
-func (g *Grouper) Flushed(pg *pendingGroup, keep []*item, now time.Time, recheck time.Duration) {
-	pg.items = keep
-	pg.lastFlush = now
-	pg.due = time.Time{}
-	pg.held = len(keep) > 0
-	if len(keep) > 0 {
-		wait := g.Interval
-		if recheck > 0 && (wait == 0 || recheck < wait) {
-			wait = recheck
+// Start marks a due group as being sent and returns its events. Events
+// that join it meanwhile wait for the next send.
+func (g *Grouper) Start(pg *pendingGroup) []*item {
+	pg.inFlight = true
+	return slices.Clone(pg.items)
+}
+
+// Done records the end of a send that Start began: settled are the
+// events it settled (delivered, muted or dead-lettered); the others of sent
+// were held back for order (or the send was cut short). When anything was
+// settled, the group's interval starts at now. What remains is due at the
+// end of the interval, and events held back are looked at again after
+// recheck when that is sooner (they may be unblocked only by time).
+func (g *Grouper) Done(pg *pendingGroup, sent []*item, settled map[uint64]bool, now time.Time, recheck time.Duration) {
+	pg.inFlight = false
+	keep := pg.items[:0]
+	for _, it := range pg.items {
+		if !settled[it.lseq] {
+			keep = append(keep, it)
 		}
-		pg.due = now.Add(wait)
+	}
+	pg.items = keep
+	if len(settled) > 0 {
+		pg.lastFlush = now
+	}
+	pg.held = false
+	for _, it := range sent {
+		if !settled[it.lseq] {
+			pg.held = true
+			break
+		}
+	}
+	pg.due = time.Time{}
+	if len(pg.items) > 0 {
+		due := now
+		if !pg.lastFlush.IsZero() {
+			due = later(now, pg.lastFlush.Add(g.Interval))
+		}
+		if pg.held && recheck > 0 && now.Add(recheck).Before(due) {
+			due = now.Add(recheck)
+		}
+		if pg.held && !due.After(now) {
+			due = now.Add(recheck) // never at once: nothing has changed for them yet
+		}
+		pg.due = due
 	}
 	// Forget groups quiet for an interval, so state stays bounded.
 	for key, other := range g.groups {
-		if len(other.items) == 0 && now.Sub(other.lastFlush) >= g.Interval {
+		if !other.inFlight && len(other.items) == 0 && now.Sub(other.lastFlush) >= g.Interval {
 			delete(g.groups, key)
 		}
 	}
 }
 
-// Hold keeps a group's events, none of which could go (held back for
-// order), and looks at them again after recheck; the group's window is not
-// used up.
-func (g *Grouper) Hold(pg *pendingGroup, now time.Time, recheck time.Duration) {
-	pg.held = true
-	pg.due = now.Add(recheck)
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Wake makes every group with events held back for order due at now:
 // called when events settled elsewhere may have unblocked them.
 func (g *Grouper) Wake(now time.Time) {
 	for _, pg := range g.groups {
-		if pg.held && len(pg.items) > 0 && (pg.due.IsZero() || pg.due.After(now)) {
+		if pg.held && !pg.inFlight && len(pg.items) > 0 && (pg.due.IsZero() || pg.due.After(now)) {
 			pg.due = now
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"strings"
 	"time"
 
@@ -60,6 +61,9 @@ type Options struct {
 type Notifier struct {
 	o   Options
 	log *slog.Logger
+	// mu makes the hourly cap's check and the action one step: the
+	// dispatcher may send several groups at once.
+	mu sync.Mutex
 }
 
 // New returns an action notifier.
@@ -167,6 +171,8 @@ const operatorWait = 5 * time.Minute
 // when any of them may succeed later. A journal failure stops the batch at
 // once (retry): what was acted on is journaled and is not repeated.
 func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	var berr BatchError
 	for _, e := range events {
 		if e.Entity != "card" || e.Kind == event.KindResolved || e.Kind == event.KindAction ||
