@@ -225,7 +225,7 @@ var (
 	descDelivered = prometheus.NewDesc("simwatch_notifier_delivered_total", "Events the notifier's receiver accepted.", []string{"notifier"}, nil)
 	descRetried   = prometheus.NewDesc("simwatch_notifier_retried_total", "Delivery attempts that failed and were retried.", []string{"notifier"}, nil)
 	descDead      = prometheus.NewDesc("simwatch_notifier_dead_lettered_total", "Events moved to the dead letters.", []string{"notifier"}, nil)
-	descPending   = prometheus.NewDesc("simwatch_notifier_pending_events", "Events on the bus the notifier has not yet acknowledged.", []string{"notifier"}, nil)
+	descPending   = prometheus.NewDesc("simwatch_notifier_pending_events", "Events owed to the notifier and not yet settled (delivered, muted or dead-lettered), on the bus or in hand.", []string{"notifier"}, nil)
 	descOutbox    = prometheus.NewDesc("simwatch_outbox_events", "Events committed but not yet published to the bus.", nil, nil)
 	descCards     = prometheus.NewDesc("simwatch_provider_cards", "Cards in the provider's last successful snapshot.", []string{"provider"}, nil)
 	descFailures  = prometheus.NewDesc("simwatch_provider_failed_cycles", "Failed cycles in a row.", []string{"provider"}, nil)

@@ -101,9 +101,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
+	built := w // the result is nil when New fails; close what was opened
 	defer func() {
 		if err != nil {
-			w.Close()
+			built.Close()
 		}
 	}()
 	if w.store, err = store.Open(filepath.Join(cfg.DataDir, "simwatch.db")); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -260,14 +261,29 @@ func (b *Bus) Consumer(ctx context.Context, notifier string) (c jetstream.Consum
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, false, fmt.Errorf("bus: consumer %s: %w", notifier, err)
 	}
-	c, err = b.js.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       b.o.AckWait,
 		MaxDeliver:    -1, // the notifier counts attempts and dead-letters
 		MaxAckPending: 1000,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
-	})
+	}
+	c, err = b.js.CreateConsumer(ctx, EventsStream, cfg)
+	var api *jetstream.APIError
+	if b.srv != nil && errors.As(err, &api) && (api.ErrorCode == jsErrCodeConsumerCreate || api.ErrorCode == jsErrCodeConsumerStoreFailed) {
+		// The embedded server could not load the consumer's files (they
+		// are corrupt) and cannot create it over them. The notifier's
+		// position is not lost: the ledger has it. Remove the files and
+		// create the consumer anew; the caller refills it.
+		dir := filepath.Join(b.o.DataDir, "nats", "jetstream", server.DEFAULT_GLOBAL_ACCOUNT, "streams", EventsStream, "obs", name)
+		b.o.Logger.Warn("bus: the embedded server could not load a consumer's files; removing them and making it anew (the ledger refills it)",
+			"notifier", notifier, "dir", dir, "err", err)
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			return nil, false, fmt.Errorf("bus: consumer %s: %w (and removing %s: %v)", notifier, err, dir, rerr)
+		}
+		c, err = b.js.CreateConsumer(ctx, EventsStream, cfg)
+	}
 	if errors.Is(err, jetstream.ErrConsumerExists) {
 		c, err = b.js.Consumer(ctx, EventsStream, name)
 		return c, false, err
@@ -277,6 +293,14 @@ func (b *Bus) Consumer(ctx context.Context, notifier string) (c jetstream.Consum
 	}
 	return c, true, nil
 }
+
+// JetStream's errors for a consumer it cannot create (NATS server's
+// JSConsumerCreateErrF, which carries "error creating store for consumer"
+// when the consumer's files are corrupt, and JSConsumerStoreFailedErrF).
+const (
+	jsErrCodeConsumerCreate      jetstream.ErrorCode = 10012
+	jsErrCodeConsumerStoreFailed jetstream.ErrorCode = 10104
+)
 
 // HeaderRecoverFor marks an event republished because the bus lost it: only
 // the named notifier takes it.
