@@ -21,7 +21,9 @@ func TestBurstIsOneDigestAndOnePost(t *testing.T) {
 	ts := httptest.NewServer(slackAPI)
 	defer ts.Close()
 	e := newFleetEnv(t, gslCase, 620, "")
-	e.tune("notifiers:", "notifiers:\n  - {name: ops-slack, type: slack, token: xoxb-1, channel: \"#iot\", api_url: "+ts.URL+"}")
+	// The default group_wait: the burst's 600 events reach the notifier over
+	// several fetches, and run --once sends each group when all are in hand.
+	e.tune("group_wait: 50ms", "group_wait: 10s", "notifiers:", "notifiers:\n  - {name: ops-slack, type: slack, token: xoxb-1, channel: \"#iot\", api_url: "+ts.URL+"}")
 	code, out := e.once()
 	require.Zero(t, code, out)
 	require.Empty(t, slackAPI.Posts(), "a calm fleet says nothing")

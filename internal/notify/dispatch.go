@@ -96,6 +96,7 @@ type Dispatcher struct {
 	groups Grouper
 
 	mu             sync.Mutex
+	receiving      sync.Mutex // held from ledger intake to inbox, so Once sees all or none
 	inbox          []*item
 	wake           chan struct{}
 	lastDeadLetter string
@@ -261,9 +262,11 @@ func (d *Dispatcher) take(ctx context.Context, msgs []jetstream.Msg) {
 		in = append(in, store.Incoming{Event: ev, Data: m.Data(), Replay: replay})
 	}
 	if len(in) > 0 {
+		d.receiving.Lock()
 		recs, err := d.o.Ledger.Receive(d.o.Name, in)
 		if err != nil {
 			// Not acknowledged: the bus hands them out again.
+			d.receiving.Unlock()
 			d.log.Error("ledger write failed; events stay on the bus", "events", len(in), "err", err)
 			_ = sleep(ctx, time.Second)
 			return
@@ -279,6 +282,7 @@ func (d *Dispatcher) take(ctx context.Context, msgs []jetstream.Msg) {
 		if len(its) > 0 {
 			d.push(its...)
 		}
+		d.receiving.Unlock()
 	}
 	for _, m := range ack {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -317,10 +321,12 @@ func (d *Dispatcher) deliver(ctx context.Context) {
 	}()
 	for ctx.Err() == nil {
 		now := d.o.Now()
+		d.receiving.Lock()
 		for _, it := range d.takeInbox() {
 			d.groups.Add(it, now)
 		}
 		all := d.o.Once && d.groups.Len() > 0 && d.o.Ledger.UnreceivedCount(d.o.Name) == 0
+		d.receiving.Unlock()
 		for _, pg := range d.groups.Due(now, all) {
 			if inFlight >= d.o.Parallel {
 				break
