@@ -763,33 +763,21 @@ func (s *Store) Firing() ([]event.Event, error) {
 // `before`, as the history drops the events themselves (EventRetention).
 // It returns how many it dropped.
 func (s *Store) PruneMutes(before time.Time) (int, error) {
-	var keys [][]byte
+	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMutes)
 		if b == nil {
 			return nil
 		}
-		err := b.ForEach(func(k, v []byte) error {
+		var err error
+		n, err = deleteWhere(b, func(_, v []byte) bool {
 			var m muteRecord
-			if json.Unmarshal(v, &m) != nil || m.At.Before(before) {
-				keys = append(keys, bytes.Clone(k))
-			}
-			return nil
+			return json.Unmarshal(v, &m) != nil || m.At.Before(before)
 		})
-		if err != nil {
-			return err
-		}
-		// Deleted after the walk: a bbolt cursor may skip keys when the
-		// bucket changes under it.
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: prune mutes: %w", err)
 	}
-	return len(keys), nil
+	return n, nil
 }

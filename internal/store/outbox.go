@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -233,25 +232,10 @@ func pruneStamped(root *bolt.Bucket, before time.Time, n *int) error {
 		return nil
 	}
 	return root.ForEachBucket(func(name []byte) error {
-		b := root.Bucket(name)
-		// Collected first: a bbolt cursor may skip keys when the
-		// bucket changes under it.
-		var keys [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < before.UnixNano() {
-				keys = append(keys, bytes.Clone(k))
-			}
-			return nil
+		d, err := deleteWhere(root.Bucket(name), func(_, v []byte) bool {
+			return len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < before.UnixNano()
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		*n += len(keys)
-		return nil
+		*n += d
+		return err
 	})
 }

@@ -5,6 +5,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -288,3 +289,25 @@ func (t *Tx) Providers() []string {
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// deleteWhere deletes the keys of b (values, not nested buckets) for which
+// drop is true, and returns how many. Keys are collected first and deleted
+// after the walk: a bbolt cursor skips keys when the bucket changes under it.
+func deleteWhere(b *bolt.Bucket, drop func(k, v []byte) bool) (int, error) {
+	var keys [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if v != nil && drop(k, v) {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}

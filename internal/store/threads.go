@@ -242,27 +242,11 @@ func (s *Store) UpdateMessage(notifier string, ref MessageRef, at time.Time, fn 
 func (s *Store) PruneThreads(before time.Time) (int, error) {
 	n := 0
 	cutoff, openCutoff := before.UnixNano(), before.Add(-OpenThreadGrace).UnixNano()
-	// Keys are collected and changed after each walk: a bbolt cursor may
-	// skip keys when the bucket changes under it.
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		dropWhere := func(b *bolt.Bucket, drop func(k, v []byte) bool) error {
-			var keys [][]byte
-			err := b.ForEach(func(k, v []byte) error {
-				if v != nil && drop(k, v) {
-					keys = append(keys, bytes.Clone(k))
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			for _, k := range keys {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			n += len(keys)
-			return nil
+			d, err := deleteWhere(b, drop)
+			n += d
+			return err
 		}
 		if root := tx.Bucket(bucketThreads); root != nil {
 			err := root.ForEachBucket(func(name []byte) error {
