@@ -379,12 +379,6 @@ func (d *Dispatcher) flush(ctx context.Context, g Group, items []*item) map[uint
 		events[i] = it.ev
 	}
 	var outcomes []store.Outcome
-	events, muted, err := d.dedup.Split(events)
-	if err != nil {
-		d.log.Error("delivery record unreadable; will retry", "err", err)
-		return nil
-	}
-	outcomes = append(outcomes, muted...)
 	size := d.o.MaxEvents
 	if size <= 0 {
 		size = len(events)
@@ -404,9 +398,15 @@ func (d *Dispatcher) send(ctx context.Context, g Group, events []event.Event) []
 		Max:     d.o.MaxDeliver,
 		Backoff: d.o.Backoff,
 		Before: func(evs []event.Event) []event.Event {
+			// The mute and dedup stages, before every attempt.
 			pass, muted, err := d.mute.Split(d.o.Now(), evs)
 			if err != nil {
 				d.log.Warn("silences unreadable; sending unmuted", "err", err)
+			}
+			outcomes = append(outcomes, muted...)
+			pass, muted, err = d.dedup.Split(pass, mutedFirings(evs, muted))
+			if err != nil {
+				d.log.Warn("delivery record unreadable; sending resolutions unmuted", "err", err)
 			}
 			outcomes = append(outcomes, muted...)
 			return pass

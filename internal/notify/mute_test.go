@@ -100,7 +100,7 @@ func TestDedupSplit(t *testing.T) {
 	later := resolved("rb2", "b", 3)
 	later.StartsAt = t0.Add(time.Hour)
 	events := []event.Event{resolved("ra", "a", 2), resolved("rb", "b", 2), resolved("rc", "c", 2), later, firing("fd", "d", 1)}
-	pass, muted, err := Dedup{Notifier: "crm", Log: st}.Split(events)
+	pass, muted, err := Dedup{Notifier: "crm", Log: st}.Split(events, nil)
 	require.NoError(t, err)
 	var ids []string
 	for _, e := range pass {
@@ -112,7 +112,7 @@ func TestDedupSplit(t *testing.T) {
 	require.Equal(t, store.Muted, muted[0].Result)
 
 	// At another notifier, which settled no firing of b, nothing is muted.
-	pass, muted, err = Dedup{Notifier: "ops", Log: st}.Split(events)
+	pass, muted, err = Dedup{Notifier: "ops", Log: st}.Split(events, nil)
 	require.NoError(t, err)
 	require.Len(t, pass, len(events))
 	require.Empty(t, muted)
