@@ -17,7 +17,11 @@ package notify
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
@@ -40,6 +44,28 @@ func (f NotifierFunc) Notify(ctx context.Context, events ...event.Event) (bool, 
 // RetryAfter is implemented by errors that carry the receiver's requested wait.
 type RetryAfter interface {
 	RetryAfter() time.Duration
+}
+
+// Forever is the wait of a receiver that asked for more than a Duration
+// holds; the retry stage caps it at the notifier's max_backoff.
+const Forever = time.Duration(math.MaxInt64)
+
+// ParseRetryAfter reads an HTTP Retry-After value: seconds, or an HTTP
+// date. A number of seconds too large for a Duration is Forever (never a
+// negative or wrapped wait); a value that cannot be read asks nothing (0).
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v != "" && strings.Trim(v, "0123456789") == "" {
+		s, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || s > int64(Forever/time.Second) {
+			return Forever
+		}
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 // PartlyRefusedError is a call that failed for good for some of its events

@@ -23,6 +23,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/simwatch/simwatch/internal/event"
+	"github.com/simwatch/simwatch/internal/notify"
 	"github.com/simwatch/simwatch/internal/notify/webhook/nofollow"
 	"github.com/simwatch/simwatch/internal/store"
 )
@@ -188,7 +189,17 @@ func classify(err error) (bool, error) {
 	}
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
-		return true, &Error{Err: err, retryAfter: rl.RetryAfter}
+		wait := rl.RetryAfter
+		if wait < 0 { // slack-go multiplied a huge Retry-After past a Duration
+			wait = notify.Forever
+		}
+		return true, &Error{Err: err, retryAfter: wait}
+	}
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		// slack-go could not read a 429's Retry-After (larger than an
+		// int64): a receiver asking for longer than we can say.
+		return true, &Error{Err: fmt.Errorf("slack: HTTP 429 with Retry-After %q", ne.Num), retryAfter: notify.Forever}
 	}
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {

@@ -272,11 +272,7 @@ func (n *Notifier) post(ctx context.Context, body []byte, idempotencyKey string,
 			n.o.Name, resp.StatusCode, RedirectTarget(req.URL, resp.Header.Get("Location")))
 	}
 	e := &Error{Status: resp.StatusCode, Body: strings.TrimSpace(string(snippet))}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		e.retryAfter = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(resp.Header.Get("Retry-After")); err == nil {
-		e.retryAfter = max(t.Sub(n.o.Now()), 0)
-	}
+	e.retryAfter = notify.ParseRetryAfter(resp.Header.Get("Retry-After"), n.o.Now())
 	e.temporary = resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests
 	return e.temporary, e
 }
