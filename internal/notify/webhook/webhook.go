@@ -132,32 +132,58 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 		return false, nil
 	}
 	g, _ := notify.GroupFrom(ctx)
-	var refused []error
-	retry, err := n.postPart(ctx, g, events, 0, 0, "", &refused)
-	tooLarge := errors.Join(refused...)
-	switch {
-	case err != nil:
-		return retry, errors.Join(err, tooLarge)
-	case len(refused) == 0:
+	sp := &split{accepted: map[string]bool{}}
+	retry, err := n.postPart(ctx, g, events, 0, 0, "", sp)
+	tooLarge := errors.Join(sp.refused...)
+	if err != nil {
+		err = errors.Join(err, tooLarge)
+		if retry || len(sp.accepted) == 0 {
+			return retry, err
+		}
+		// Failed for good after some parts were accepted: only the others
+		// failed.
+		var ids []string
+		for _, e := range events {
+			if !sp.accepted[e.ID] {
+				ids = append(ids, e.ID)
+			}
+		}
+		return false, &notify.PartlyRefusedError{IDs: ids, Err: err}
+	}
+	switch len(sp.refused) {
+	case 0:
 		return false, nil
-	case len(refused) == len(events):
+	case len(events):
 		return false, tooLarge
 	}
-	ids := make([]string, len(refused))
-	for i, e := range refused {
+	ids := make([]string, len(sp.refused))
+	for i, e := range sp.refused {
 		ids[i] = e.(*TooLargeError).EventID
 	}
 	return false, &notify.PartlyRefusedError{IDs: ids, Err: tooLarge}
 }
 
+// split is what the parts of one call came to.
+type split struct {
+	refused  []error         // *TooLargeError: events too large even alone
+	accepted map[string]bool // events in parts the receiver accepted
+}
+
+func (sp *split) accept(events []event.Event) {
+	for _, e := range events {
+		sp.accepted[e.ID] = true
+	}
+}
+
 // postPart posts events as the index-th (from 0) of 2^depth slices of the
 // group, splitting it in halves when the receiver says it is too large. why
 // says why the group was split, for errors. An event too large even alone
-// does not hold back the others: it is added to refused (a *TooLargeError)
-// and the rest still go; the error returned is about the others only.
-func (n *Notifier) postPart(ctx context.Context, g notify.Group, events []event.Event, depth, index int, why string, refused *[]error) (bool, error) {
+// does not hold back the others: it is added to sp.refused and the rest
+// still go; the error returned is about the others only.
+func (n *Notifier) postPart(ctx context.Context, g notify.Group, events []event.Event, depth, index int, why string, sp *split) (bool, error) {
 	key := IdempotencyKey(events)
 	if depth > 0 && n.wasAccepted(key) {
+		sp.accept(events)
 		return false, nil
 	}
 	part := partOf{Part: index + 1, Parts: 1 << depth}
@@ -171,13 +197,16 @@ func (n *Notifier) postPart(ctx context.Context, g notify.Group, events []event.
 		if err != nil && depth > 0 {
 			err = fmt.Errorf("webhook %s: part %d of %d (%d events; %s): %w", n.o.Name, part.Part, part.Parts, len(events), why, err)
 		}
-		if err == nil && depth > 0 {
-			n.accepted(key)
+		if err == nil {
+			sp.accept(events)
+			if depth > 0 {
+				n.accepted(key)
+			}
 		}
 		return retry, err
 	}
 	if len(events) == 1 {
-		*refused = append(*refused, &TooLargeError{Notifier: n.o.Name, EventID: events[0].ID, Bytes: len(body), Err: err})
+		sp.refused = append(sp.refused, &TooLargeError{Notifier: n.o.Name, EventID: events[0].ID, Bytes: len(body), Err: err})
 		return false, nil
 	}
 	if depth >= 30 {
@@ -186,7 +215,7 @@ func (n *Notifier) postPart(ctx context.Context, g notify.Group, events []event.
 	why = fmt.Sprintf("split in halves because the receiver answered 413 Payload Too Large to %d events in %d bytes", len(events), len(body))
 	mid := len(events) / 2
 	for i, half := range [][]event.Event{events[:mid], events[mid:]} {
-		if retry, err := n.postPart(ctx, g, half, depth+1, 2*index+i, why, refused); err != nil {
+		if retry, err := n.postPart(ctx, g, half, depth+1, 2*index+i, why, sp); err != nil {
 			return retry, err
 		}
 	}
