@@ -125,9 +125,15 @@ func (w *Watcher) busIdle(ctx context.Context) bool {
 func (w *Watcher) pendingReport() string {
 	parts := []string{fmt.Sprintf("outbox %d", w.store.OutboxLen())}
 	owing := w.store.Owing()
-	for _, nc := range w.cfg.Notifiers {
+	for i, nc := range w.cfg.Notifiers {
 		if n := owing[nc.Name]; n > 0 {
-			parts = append(parts, fmt.Sprintf("notifier %s %d pending", nc.Name, n))
+			part := fmt.Sprintf("notifier %s %d pending", nc.Name, n)
+			if i < len(w.dispatchers) {
+				if last := w.dispatchers[i].LastFailure(); last != "" {
+					part += " (last attempt: " + last + ")"
+				}
+			}
+			parts = append(parts, part)
 		}
 	}
 	return strings.Join(parts, ", ")

@@ -146,7 +146,7 @@ func (c *Config) validate() []fieldError {
 		case NotifierConsole:
 		case NotifierWebhook:
 			if !httpURL(n.URL) {
-				add(path+".url", field+".url", "%q is not an http(s) URL", n.URL)
+				add(path+".url", field+".url", "not an http(s) URL (%s; the rest is not shown, as it may hold a secret)", schemeOf(n.URL))
 			}
 			if n.Format != "" && n.Format != "simwatch" && n.Format != "alertmanager" {
 				add(path+".format", field+".format", "unknown format %q (want simwatch or alertmanager)", n.Format)
@@ -154,7 +154,7 @@ func (c *Config) validate() []fieldError {
 		case NotifierSlack:
 			switch {
 			case n.URL != "" && !httpURL(n.URL):
-				add(path+".url", field+".url", "%q is not an http(s) URL", n.URL)
+				add(path+".url", field+".url", "not an http(s) URL (%s; the rest is not shown, as it may hold a secret)", schemeOf(n.URL))
 			case n.URL == "" && (n.Token == "" || n.Channel == ""):
 				add(path, field, "a slack notifier needs token and channel, or url (an incoming webhook)")
 			}
@@ -221,4 +221,14 @@ func (c *Config) NotifierNames() []string {
 		names[i] = n.Name
 	}
 	return names
+}
+
+// schemeOf describes a URL's scheme only, for errors about URLs that may
+// carry a secret (a Slack incoming webhook's path, a token in a query).
+func schemeOf(u string) string {
+	scheme, _, ok := strings.Cut(u, "://")
+	if !ok || scheme == "" || strings.ContainsAny(scheme, "/?#@") || len(scheme) > 16 {
+		return "no scheme"
+	}
+	return fmt.Sprintf("scheme %q", scheme)
 }

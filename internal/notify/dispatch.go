@@ -100,6 +100,7 @@ type Dispatcher struct {
 	inbox          []*item
 	wake           chan struct{}
 	lastDeadLetter string
+	lastFailure    string
 }
 
 // NewDispatcher returns a dispatcher for o.
@@ -136,6 +137,23 @@ func NewDispatcher(o Options) *Dispatcher {
 // SetOnce makes Run send every group as soon as all the events owed to the
 // notifier are in hand (see Options.Once). Call it before Run.
 func (d *Dispatcher) SetOnce(once bool) { d.o.Once = once }
+
+// LastFailure is the error of the latest failed attempt, if any; cleared
+// by a delivery.
+func (d *Dispatcher) LastFailure() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastFailure
+}
+
+func (d *Dispatcher) noteFailure(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lastFailure = ""
+	if err != nil {
+		d.lastFailure = err.Error()
+	}
+}
 
 // LastDeadLetter is the reason of the latest event dead-lettered, if any.
 func (d *Dispatcher) LastDeadLetter() string {
@@ -414,6 +432,7 @@ func (d *Dispatcher) send(ctx context.Context, g Group, events []event.Event) []
 		OnRetry: func(r RetryInfo) {
 			// Counted and logged as it happens, so a long outage shows at once.
 			d.Stats.Retried.Add(1)
+			d.noteFailure(r.Err)
 			if r.Asked > 0 {
 				d.log.Warn("Retry-After capped at max_backoff", "retry_after", r.Asked, "max_backoff", d.o.Backoff.Max)
 			}
@@ -443,6 +462,9 @@ func (d *Dispatcher) send(ctx context.Context, g Group, events []event.Event) []
 		}
 		outcomes = append(outcomes, d.delivered(accepted, attempts)...)
 		sent = rest
+	}
+	if ctx.Err() == nil {
+		d.noteFailure(err)
 	}
 	switch {
 	case err == nil:
