@@ -240,6 +240,29 @@ func classify(err error) (bool, error) {
 // resolution was delivered, in the thread, and failing the call would only
 // dead-letter it.
 func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, error) {
+	// Events come in each alert's order. An alert that appears twice (it
+	// flapped while the receiver was down) cuts the call into segments,
+	// sent one after the other, so its firing, resolution and next firing
+	// show in that order.
+	seen := map[string]bool{}
+	from := 0
+	for i := range events {
+		k := events[i].AlertKey()
+		if seen[k] {
+			if retry, err := n.notifySegment(ctx, events[from:i]); err != nil {
+				return retry, err
+			}
+			clear(seen)
+			from = i
+		}
+		seen[k] = true
+	}
+	return n.notifySegment(ctx, events[from:])
+}
+
+// notifySegment sends events in which each alert appears once: the new
+// ones as one message per rule and kind, then the resolutions.
+func (n *Notifier) notifySegment(ctx context.Context, events []event.Event) (bool, error) {
 	var resolved []event.Event
 	type opening struct {
 		rule, kind string
