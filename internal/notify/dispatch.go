@@ -60,8 +60,9 @@ type Options struct {
 	Once       bool
 	MaxDeliver int // attempts per send before dead-lettering; default 10
 	MaxEvents  int // most events per Notify call; 0 means a group is one call
-	// Parallel is how many groups may be sent at once (each group one
-	// send at a time); default 8.
+	// Parallel is how many sends may be under way at once; default 8. A
+	// group's events that join it while a send of it retries go in a send
+	// of their own after the interval.
 	Parallel int
 	Backoff  Backoff
 	Now      func() time.Time
@@ -319,9 +320,9 @@ type flushed struct {
 }
 
 // deliver is the loop of the stages after intake: events join their groups,
-// and each group is sent when due. Groups are sent concurrently (at most
-// Parallel at a time, one send per group), so that one group's retries do
-// not hold back the others; the loop alone touches the groups.
+// and each group is sent when due. Sends run concurrently (at most Parallel
+// at a time), so that one send's retries hold back nothing else; the loop
+// alone touches the groups.
 func (d *Dispatcher) deliver(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -349,7 +350,7 @@ func (d *Dispatcher) deliver(ctx context.Context) {
 			if inFlight >= d.o.Parallel {
 				break
 			}
-			sent := d.groups.Start(pg)
+			sent := d.groups.Start(pg, now)
 			inFlight++
 			sends.Go(func() {
 				done <- flushed{pg: pg, sent: sent, settled: d.flush(ctx, pg.Group, sent)}

@@ -30,8 +30,12 @@ type pendingGroup struct {
 	due       time.Time
 	lastFlush time.Time
 	held      bool // some events wait for an earlier event of their alert
-	inFlight  bool // being sent: not due again until Done
+	sends     int  // sends in flight
+	sending   map[uint64]bool
 }
+
+// idle reports whether the group has events not being sent.
+func (pg *pendingGroup) idle() bool { return len(pg.items) > len(pg.sending) }
 
 // item is an event in hand, waiting in its group.
 type item struct {
@@ -133,7 +137,7 @@ func (g *Grouper) Add(it *item, now time.Time) {
 func (g *Grouper) Due(now time.Time, all bool) []*pendingGroup {
 	var out []*pendingGroup
 	for _, pg := range g.groups {
-		if !pg.inFlight && len(pg.items) > 0 && !pg.due.IsZero() && (all || !pg.due.After(now)) {
+		if pg.idle() && !pg.due.IsZero() && (all || !pg.due.After(now)) {
 			out = append(out, pg)
 		}
 	}
@@ -150,51 +154,60 @@ func (g *Grouper) Due(now time.Time, all bool) []*pendingGroup {
 func (g *Grouper) Next() time.Time {
 	var next time.Time
 	for _, pg := range g.groups {
-		if !pg.inFlight && len(pg.items) > 0 && !pg.due.IsZero() && (next.IsZero() || pg.due.Before(next)) {
+		if pg.idle() && !pg.due.IsZero() && (next.IsZero() || pg.due.Before(next)) {
 			next = pg.due
 		}
 	}
 	return next
 }
 
-// Start marks a due group as being sent and returns its events. Events
-// that join it meanwhile wait for the next send.
-func (g *Grouper) Start(pg *pendingGroup) []*item {
-	pg.inFlight = true
-	return slices.Clone(pg.items)
+// Start begins a send of a due group at now and returns its events not
+// already being sent. Events that join the group meanwhile go in a later
+// send, after the interval: a send that is retrying does not hold back the
+// others of its group (the order stage still keeps each alert's events in
+// order).
+func (g *Grouper) Start(pg *pendingGroup, now time.Time) []*item {
+	if pg.sending == nil {
+		pg.sending = map[uint64]bool{}
+	}
+	var out []*item
+	for _, it := range pg.items {
+		if !pg.sending[it.lseq] {
+			pg.sending[it.lseq] = true
+			out = append(out, it)
+		}
+	}
+	pg.sends++
+	pg.lastFlush = now
+	pg.due = time.Time{}
+	pg.held = false
+	return out
 }
 
 // Done records the end of a send that Start began: settled are the
 // events it settled (delivered, muted or dead-lettered); the others of sent
-// were held back for order (or the send was cut short). When anything was
-// settled, the group's interval starts at now. What remains is due at the
-// end of the interval, and events held back are looked at again after
-// recheck when that is sooner (they may be unblocked only by time).
+// were held back for order (or the send was cut short). What remains is
+// due at the end of the interval, and events held back are looked at again
+// after recheck when that is sooner (they may be unblocked only by time).
 func (g *Grouper) Done(pg *pendingGroup, sent []*item, settled map[uint64]bool, now time.Time, recheck time.Duration) {
-	pg.inFlight = false
+	pg.sends--
+	for _, it := range sent {
+		delete(pg.sending, it.lseq)
+		if !settled[it.lseq] {
+			pg.held = true
+		}
+	}
 	keep := pg.items[:0]
 	for _, it := range pg.items {
 		if !settled[it.lseq] {
 			keep = append(keep, it)
 		}
 	}
+	clear(pg.items[len(keep):])
 	pg.items = keep
-	if len(settled) > 0 {
-		pg.lastFlush = now
-	}
-	pg.held = false
-	for _, it := range sent {
-		if !settled[it.lseq] {
-			pg.held = true
-			break
-		}
-	}
 	pg.due = time.Time{}
-	if len(pg.items) > 0 {
-		due := now
-		if !pg.lastFlush.IsZero() {
-			due = later(now, pg.lastFlush.Add(g.Interval))
-		}
+	if pg.idle() {
+		due := later(now, pg.lastFlush.Add(g.Interval))
 		if pg.held && recheck > 0 && now.Add(recheck).Before(due) {
 			due = now.Add(recheck)
 		}
@@ -205,7 +218,7 @@ func (g *Grouper) Done(pg *pendingGroup, sent []*item, settled map[uint64]bool, 
 	}
 	// Forget groups quiet for an interval, so state stays bounded.
 	for key, other := range g.groups {
-		if !other.inFlight && len(other.items) == 0 && now.Sub(other.lastFlush) >= g.Interval {
+		if other.sends == 0 && len(other.items) == 0 && now.Sub(other.lastFlush) >= g.Interval {
 			delete(g.groups, key)
 		}
 	}
@@ -222,7 +235,7 @@ func later(a, b time.Time) time.Time {
 // called when events settled elsewhere may have unblocked them.
 func (g *Grouper) Wake(now time.Time) {
 	for _, pg := range g.groups {
-		if pg.held && !pg.inFlight && len(pg.items) > 0 && (pg.due.IsZero() || pg.due.After(now)) {
+		if pg.held && pg.idle() && (pg.due.IsZero() || pg.due.After(now)) {
 			pg.due = now
 		}
 	}

@@ -144,7 +144,7 @@ func TestGrouper(t *testing.T) {
 					}
 					got = append(got, pg.Key+" "+strings.Join(ids, ","))
 					settled := map[uint64]bool{}
-					for _, it := range g.Start(pg) {
+					for _, it := range g.Start(pg, now) {
 						settled[it.lseq] = true
 					}
 					g.Done(pg, pg.items, settled, now, 0)
