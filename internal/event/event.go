@@ -100,6 +100,32 @@ func (e *Event) AlertKey() string {
 	return e.Provider + "\x00" + e.Entity + "\x00" + e.EntityID + "\x00" + e.Rule
 }
 
+// Field is the value of an event field as group_by and inhibit rules'
+// equal name them: rule, provider, severity, kind, entity, entity_id, iccid
+// or labels.NAME ("" for anything else).
+func (e *Event) Field(name string) string {
+	switch name {
+	case "rule":
+		return e.Rule
+	case "provider":
+		return e.Provider
+	case "severity":
+		return e.Severity
+	case "kind":
+		return e.Kind
+	case "entity":
+		return e.Entity
+	case "entity_id":
+		return e.EntityID
+	case "iccid":
+		return e.ICCID
+	}
+	if label, ok := strings.CutPrefix(name, "labels."); ok {
+		return e.Labels[label]
+	}
+	return ""
+}
+
 // For reports whether notifier should deliver e. Silences and inhibitions
 // are not decided here but at delivery.
 func (e *Event) For(notifier string) bool {

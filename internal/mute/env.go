@@ -32,6 +32,7 @@ import (
 
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/rules"
 )
 
 // Env is what a match sees: the event's own fields, its values and prev as
@@ -424,34 +425,9 @@ func hint(msg string) string {
 
 // hintFrom adds to msg the name of names closest to name.
 func hintFrom(msg, name string, names []string) string {
-	best, bestD := "", 4
-	for _, n := range names {
-		if d := levenshtein(name, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
+	best := rules.Closest(name, names)
 	if best == "" {
 		return msg + " (see the event fields in README, Silences and inhibit rules)"
 	}
 	return msg + fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -174,36 +174,10 @@ func describe(e *event.Event) string {
 func equalKey(e *event.Event, fields []string) string {
 	var b strings.Builder
 	for _, f := range fields {
-		v := FieldValue(e, f)
+		v := e.Field(f)
 		b.WriteString(strconv.Itoa(len(v)))
 		b.WriteByte(':')
 		b.WriteString(v)
 	}
 	return b.String()
-}
-
-// FieldValue is the value of an event field as inhibit rules' equal (and
-// group_by) name them: rule, provider, severity, kind, entity, entity_id,
-// iccid or labels.NAME ("" for anything else).
-func FieldValue(e *event.Event, field string) string {
-	switch field {
-	case "rule":
-		return e.Rule
-	case "provider":
-		return e.Provider
-	case "severity":
-		return e.Severity
-	case "kind":
-		return e.Kind
-	case "entity":
-		return e.Entity
-	case "entity_id":
-		return e.EntityID
-	case "iccid":
-		return e.ICCID
-	}
-	if name, ok := strings.CutPrefix(field, "labels."); ok {
-		return e.Labels[name]
-	}
-	return ""
 }

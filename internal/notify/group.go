@@ -52,7 +52,7 @@ func (g *Grouper) GroupOf(e *event.Event) Group {
 	labels := make(map[string]string, len(by))
 	var b strings.Builder
 	for i, f := range by {
-		v := fieldValue(e, f)
+		v := e.Field(f)
 		labels[f] = v
 		if i > 0 {
 			b.WriteByte(',')
@@ -79,29 +79,6 @@ func keyValue(v string) string {
 		return v
 	}
 	return strconv.Quote(v)
-}
-
-func fieldValue(e *event.Event, f string) string {
-	switch f {
-	case "rule":
-		return e.Rule
-	case "provider":
-		return e.Provider
-	case "severity":
-		return e.Severity
-	case "kind":
-		return e.Kind
-	case "entity":
-		return e.Entity
-	case "entity_id":
-		return e.EntityID
-	case "iccid":
-		return e.ICCID
-	}
-	if name, ok := strings.CutPrefix(f, "labels."); ok {
-		return e.Labels[name]
-	}
-	return ""
 }
 
 // Add puts an event in its group and, if the group had nothing due, sets

@@ -164,16 +164,23 @@ func hint(msg, on string) string {
 	if m == nil {
 		return msg
 	}
-	best, bestD := "", 4
-	for _, n := range append(fieldNames(on), append([]string{"prev", "changed", "known", "pct"}, clockHelpers...)...) {
-		if d := levenshtein(m[1], n); d < bestD {
-			best, bestD = n, d
-		}
-	}
+	best := Closest(m[1], append(fieldNames(on), append([]string{"prev", "changed", "known", "pct"}, clockHelpers...)...))
 	if best == "" {
 		return msg + " (see `watcher rules fields` for what " + on + " rules can use)"
 	}
 	return msg + fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// Closest is the name of names nearest to name (at most 3 edits away), for
+// "did you mean" hints; "" when none is.
+func Closest(name string, names []string) string {
+	best, bestD := "", 4
+	for _, n := range names {
+		if d := levenshtein(name, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
 }
 
 func levenshtein(a, b string) int {
