@@ -267,6 +267,9 @@ func (d *Dispatcher) take(ctx context.Context, msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		var ev event.Event
 		if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.ID == "" {
+			if err == nil {
+				err = errors.New("no id")
+			}
 			id := m.Headers().Get("Nats-Msg-Id")
 			if d.deadLetterData(ctx, m.Data(), id, fmt.Sprintf("undecodable event: %v", err)) {
 				ack = append(ack, m)
@@ -403,7 +406,14 @@ func (d *Dispatcher) flush(ctx context.Context, g Group, items []*item) map[uint
 		size = len(events)
 	}
 	for start := 0; start < len(events) && ctx.Err() == nil; start += size {
-		outcomes = append(outcomes, d.send(ctx, g, events[start:min(start+size, len(events))])...)
+		chunk := events[start:min(start+size, len(events))]
+		got := d.send(ctx, g, chunk)
+		outcomes = append(outcomes, got...)
+		if len(got) < len(chunk) {
+			// Some stayed in hand (a dead letter could not be written):
+			// later chunks may hold the next events of their alerts.
+			break
+		}
 	}
 	return d.record(outcomes, byID)
 }

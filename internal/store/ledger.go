@@ -97,27 +97,29 @@ func (t *Tx) ledgerEvents(events []event.Event, encoded [][]byte) error {
 	if err != nil {
 		return err
 	}
-	firing, err := t.tx.CreateBucketIfNotExists(bucketFiring)
-	if err != nil {
-		return err
-	}
 	var notifiers []string
 	if t.s != nil {
 		if p := t.s.notifiers.Load(); p != nil {
 			notifiers = *p
 		}
 	}
+	// The buckets keyed by alert key or event id are written in key order
+	// at the end: bbolt inserts in random order slowly (a cold cycle has
+	// tens of thousands of events).
+	var sorted sortedWrites
+	last := map[string]uint64{}
 	for i := range events {
 		e := &events[i]
-		key := []byte(e.AlertKey())
-		var n uint64
-		if v := seqs.Get(key); len(v) == 8 {
-			n = binary.BigEndian.Uint64(v)
+		key := e.AlertKey()
+		n, ok := last[key]
+		if !ok {
+			if v := seqs.Get([]byte(key)); len(v) == 8 {
+				n = binary.BigEndian.Uint64(v)
+			}
 		}
 		e.Seq = n + 1
-		if err := seqs.Put(key, u64(e.Seq)); err != nil {
-			return err
-		}
+		last[key] = e.Seq
+		sorted.put(bucketAlertSeq, []byte(key), u64(e.Seq))
 		v, err := e.Encode(event.MaxSize)
 		if err != nil {
 			return fmt.Errorf("store: outbox: %w", err)
@@ -125,12 +127,9 @@ func (t *Tx) ledgerEvents(events []event.Event, encoded [][]byte) error {
 		encoded[i] = v
 		switch e.Kind {
 		case event.KindFiring:
-			err = firing.Put(key, v)
+			sorted.put(bucketFiring, []byte(key), v)
 		case event.KindResolved:
-			err = firing.Delete(key)
-		}
-		if err != nil {
-			return err
+			sorted.put(bucketFiring, []byte(key), nil)
 		}
 		var owed []string
 		for _, name := range notifiers {
@@ -139,17 +138,64 @@ func (t *Tx) ledgerEvents(events []event.Event, encoded [][]byte) error {
 			}
 		}
 		if len(owed) > 0 {
-			if _, err := putLedger(t.tx, e, v, false, owed, owedUnreceived); err != nil {
+			if _, err := putLedger(t.tx, e, v, false, owed, owedUnreceived, &sorted); err != nil {
 				return err
 			}
+		}
+	}
+	return sorted.apply(t.tx)
+}
+
+// sortedWrites collects puts (a nil value deletes) to apply in key order,
+// bucket by bucket; of several writes to one key, the last wins.
+type sortedWrites struct {
+	writes []write
+}
+
+type write struct {
+	bucket, k, v []byte
+	seq          int
+}
+
+func (w *sortedWrites) put(bucket, k, v []byte) {
+	w.writes = append(w.writes, write{bucket, k, v, len(w.writes)})
+}
+
+func (w *sortedWrites) apply(tx *bolt.Tx) error {
+	slices.SortFunc(w.writes, func(a, b write) int {
+		if c := bytes.Compare(a.bucket, b.bucket); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return a.seq - b.seq
+	})
+	var b *bolt.Bucket
+	for i, wr := range w.writes {
+		if i == 0 || !bytes.Equal(wr.bucket, w.writes[i-1].bucket) {
+			var err error
+			if b, err = tx.CreateBucketIfNotExists(wr.bucket); err != nil {
+				return err
+			}
+		}
+		var err error
+		if wr.v == nil {
+			err = b.Delete(wr.k)
+		} else {
+			err = b.Put(wr.k, wr.v)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // putLedger adds an event to the ledger, owed to notifiers in state, and
-// returns its place.
-func putLedger(tx *bolt.Tx, e *event.Event, data []byte, published bool, notifiers []string, state byte) (uint64, error) {
+// returns its place. The writes keyed by event id and alert go to sorted
+// when it is given (the caller applies them), at once otherwise.
+func putLedger(tx *bolt.Tx, e *event.Event, data []byte, published bool, notifiers []string, state byte, sorted *sortedWrites) (uint64, error) {
 	lb, err := tx.CreateBucketIfNotExists(bucketLedger)
 	if err != nil {
 		return 0, err
@@ -166,21 +212,21 @@ func putLedger(tx *bolt.Tx, e *event.Event, data []byte, published bool, notifie
 	if err := lb.Put(k, rec); err != nil {
 		return 0, err
 	}
-	for _, put := range []struct {
-		bucket []byte
-		k, v   []byte
-	}{
-		{bucketLedgerEvents, k, data},
-		{bucketLedgerIDs, []byte(e.ID), k},
-		{bucketLedgerAlerts, alertIndex(e.AlertKey(), lseq), nil},
-	} {
-		b, err := tx.CreateBucketIfNotExists(put.bucket)
-		if err != nil {
-			return 0, err
-		}
-		if err := b.Put(put.k, put.v); err != nil {
-			return 0, err
-		}
+	evs, err := tx.CreateBucketIfNotExists(bucketLedgerEvents)
+	if err != nil {
+		return 0, err
+	}
+	if err := evs.Put(k, data); err != nil {
+		return 0, err
+	}
+	now := sortedWrites{}
+	if sorted == nil {
+		sorted = &now
+	}
+	sorted.put(bucketLedgerIDs, []byte(e.ID), k)
+	sorted.put(bucketLedgerAlerts, alertIndex(e.AlertKey(), lseq), []byte{})
+	if err := now.apply(tx); err != nil {
+		return 0, err
 	}
 	root, err := tx.CreateBucketIfNotExists(bucketLedgerOwed)
 	if err != nil {
@@ -389,7 +435,7 @@ func (s *Store) Receive(notifier string, in []Incoming) ([]Received, error) {
 			if !inc.Replay && settledHere(tx, notifier, id) {
 				continue
 			}
-			lseq, err := putLedger(tx, &inc.Event, inc.Data, true, []string{notifier}, owedReceived)
+			lseq, err := putLedger(tx, &inc.Event, inc.Data, true, []string{notifier}, owedReceived, nil)
 			if err != nil {
 				return err
 			}

@@ -41,7 +41,10 @@ type Store struct {
 
 // Open opens or creates the database at path.
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	// A large initial mapping (address space, not memory) spares the commit
+	// of a big cycle the remaps of a growing file, each of which copies
+	// every node the transaction holds, and lets readers not block them.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, InitialMmapSize: 1 << 30})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
