@@ -53,6 +53,22 @@ type HTTP struct {
 	Listen string `yaml:"listen"`
 	// ExternalURL is where users reach the status page; notifications link to it.
 	ExternalURL string `yaml:"external_url"`
+	// Tokens are the bearer tokens the API accepts. With none, the API
+	// listens on loopback only and serves reads to anyone there.
+	Tokens []Token `yaml:"tokens"`
+}
+
+// Roles an API token can have.
+const (
+	RoleRead  = "read"  // sees everything the API shows
+	RoleAdmin = "admin" // also changes things: silences, replays, acks
+)
+
+// Token is one API bearer token.
+type Token struct {
+	Name  string `yaml:"name"`
+	Token Secret `yaml:"token"`
+	Role  string `yaml:"role"` // read or admin
 }
 
 // NATS configures the event bus. An empty URL runs an embedded server with

@@ -14,6 +14,9 @@ type fieldError struct {
 	msg   string
 }
 
+// minTokenLen keeps API tokens out of guessing range.
+const minTokenLen = 16
+
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 func (c *Config) setDefaults() {
@@ -193,6 +196,23 @@ func (c *Config) validate() []fieldError {
 			add(path+".group_wait", field+".group_wait", "must not be negative")
 		} else if interval < 0 {
 			add(path+".group_interval", field+".group_interval", "must not be negative")
+		}
+	}
+	seen = map[string]bool{}
+	for i, t := range c.HTTP.Tokens {
+		path := fmt.Sprintf("$.http.tokens[%d]", i)
+		field := fmt.Sprintf("http.tokens[%d]", i)
+		if !nameRE.MatchString(t.Name) {
+			add(path+".name", field+".name", "%q is not a valid name (lowercase letters, digits, _ and -)", t.Name)
+		} else if seen[t.Name] {
+			add(path+".name", field+".name", "duplicate token name %q", t.Name)
+		}
+		seen[t.Name] = true
+		if len(t.Token) < minTokenLen {
+			add(path+".token", field+".token", "a token needs at least %d characters (e.g. openssl rand -hex 32)", minTokenLen)
+		}
+		if t.Role != RoleRead && t.Role != RoleAdmin {
+			add(path+".role", field+".role", "role must be %s or %s, not %q", RoleRead, RoleAdmin, t.Role)
 		}
 	}
 	errs = append(errs, c.validateInhibitRules()...)
