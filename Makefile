@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: build test demo lint bench bench-smoke
+.PHONY: build test demo lint bench bench-smoke fuzz-smoke
 
 build:
 	$(GO) build -o bin/watcher ./cmd/watcher
@@ -26,3 +26,14 @@ bench:
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/poll/
 	$(GO) run ./cmd/watcher bench --cards 2000 --cycles 1 --latency 20
+
+# Every fuzz target for FUZZTIME each, from its seed corpus in testdata/fuzz.
+# The targets are found, not listed, so a new one cannot be left out.
+FUZZTIME ?= 4s
+fuzz-smoke:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for fz in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$fz"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) $$pkg > /tmp/fuzz.out 2>&1 || { cat /tmp/fuzz.out; exit 1; }; \
+	  done; \
+	done
