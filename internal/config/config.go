@@ -4,16 +4,19 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
+
+	"github.com/simwatch/simwatch/internal/yamlread"
 )
 
 // Provider types.
@@ -203,6 +206,9 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(b []byte) error {
 	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
 	v, err := time.ParseDuration(s)
+	if _, nerr := strconv.ParseFloat(s, 64); err != nil && nerr == nil {
+		return fmt.Errorf("bad duration %q: a number needs a unit (use e.g. 10m, 30s, 24h)", s)
+	}
 	if err != nil {
 		return fmt.Errorf("bad duration %q (use e.g. 30s, 10m, 24h)", s)
 	}
@@ -232,11 +238,9 @@ const (
 	DefaultNotifyTimeout    = 10 * time.Second
 )
 
-var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-
 // Load reads, expands, decodes, defaults and validates the config at path.
 func Load(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := yamlread.ReadFile(path, yamlread.ConfigLimits.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -244,72 +248,86 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse is Load on bytes, with lookup standing in for the environment.
+//
+// ${VAR} is expanded inside scalar values after parsing, never in the
+// text, so a value cannot change the YAML structure and a parse error can
+// only show the file as written. Every problem is reported, one line each:
+// file:line:col: field: message.
 func Parse(path string, raw []byte, lookup func(string) (string, bool)) (*Config, error) {
-	expanded, err := expand(path, raw, lookup)
+	src, err := markRefs(path, raw)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config: %w", err)
 	}
+	doc, err := yamlread.Parse(path, src, yamlread.ConfigLimits)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	x := expander{lookup: lookup, written: map[string]string{}}
+	dec := yamlread.Decoder{File: path, Doc: doc, Expand: x.expand}
 	var c Config
-	if err := yaml.UnmarshalWithOptions(expanded, &c, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
-		return nil, fmt.Errorf("config: %s:%s", path, yaml.FormatError(err, false, true))
+	if doc.Body != nil {
+		dec.Decode(doc.Body, &c, "")
 	}
 	c.Path = path
 	c.setDefaults()
-	file, err := parser.ParseBytes(expanded, 0)
-	if err != nil {
-		return nil, fmt.Errorf("config: %s: %w", path, err)
-	}
-	if errs := c.validate(); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = fmt.Sprintf("%s:%s: %s: %s", path, position(file, e.path), e.field, e.msg)
+	problems := dec.Problems
+	bad := map[string]bool{}
+	for _, p := range problems {
+		if p.UnknownKey == "" {
+			bad[p.Field] = true
 		}
-		return nil, errors.New("config: " + strings.Join(msgs, "\nconfig: "))
 	}
-	return &c, nil
+	for _, e := range c.validate() {
+		if decodeFailed(bad, e.field) {
+			continue // already reported: the value did not decode
+		}
+		line, col := position(doc.File, e.path)
+		problems = append(problems, &yamlread.Error{File: path, Line: line, Col: col, Field: e.field, Message: e.msg})
+	}
+	if len(problems) == 0 {
+		return &c, nil
+	}
+	slices.SortStableFunc(problems, func(a, b *yamlread.Error) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		msgs[i] = "config: " + x.asWritten(p.Error())
+	}
+	return nil, errors.New(strings.Join(msgs, "\n"))
 }
 
-// expand replaces ${VAR} with the variable's value. An unset variable is an
-// error naming the line, so a missing secret is caught at start, not at the
-// first request.
-func expand(path string, raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
-	var errs []string
-	lines := strings.SplitAfter(string(raw), "\n")
-	for i, line := range lines {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "#") {
-			continue
+// decodeFailed reports whether field, a field it is part of, or a field
+// of it did not decode, so that validation does not report the zero value
+// left there a second time.
+func decodeFailed(bad map[string]bool, field string) bool {
+	for f := range bad {
+		if strings.HasPrefix(f, field+".") || strings.HasPrefix(f, field+"[") {
+			return true
 		}
-		lines[i] = varRef.ReplaceAllStringFunc(line, func(m string) string {
-			name := m[2 : len(m)-1]
-			v, ok := lookup(name)
-			if !ok {
-				errs = append(errs, fmt.Sprintf("%s:%d: environment variable %s is not set", path, i+1, name))
-				return ""
-			}
-			if strings.ContainsAny(v, "\n\"\\") {
-				// Quote so that a value cannot change the YAML structure.
-				q, _ := yaml.Marshal(v)
-				return strings.TrimSpace(string(q))
-			}
-			return v
-		})
 	}
-	if len(errs) > 0 {
-		return nil, errors.New("config: " + strings.Join(errs, "\nconfig: "))
+	for f := field; f != ""; {
+		if bad[f] {
+			return true
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
 	}
-	return []byte(strings.Join(lines, "")), nil
+	return false
 }
 
-func position(file *ast.File, path string) string {
+func position(file *ast.File, path string) (line, col int) {
 	p, err := yaml.PathString(path)
 	if err != nil {
-		return "1"
+		return 1, 1
 	}
 	for path != "$" {
 		if n, err := p.FilterFile(file); err == nil && n != nil {
 			pos := n.GetToken().Position
-			return fmt.Sprintf("%d:%d", pos.Line, pos.Column)
+			return pos.Line, pos.Column
 		}
 		// Fall back to the parent: the field may be missing.
 		i := strings.LastIndexAny(path, ".[")
@@ -321,5 +339,5 @@ func position(file *ast.File, path string) string {
 			break
 		}
 	}
-	return "1"
+	return 1, 1
 }

@@ -45,10 +45,10 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, src, want string
 	}{
-		{"unset var", good, "w.yaml:7: environment variable HW_SK is not set"},
-		{"unknown key", strings.Replace(good, "rate: 5", "rate: 5, colour: red", 1), `unknown field "colour"`},
-		{"bad page size", strings.Replace(good, "page_size: 200", "page_size: 900", 1), "w.yaml:7:58: providers[0].page_size: 900 is out of range"},
-		{"bad duration", strings.Replace(good, "interval: 10m", "interval: soon", 1), `bad duration "soon"`},
+		{"unset var", good, "w.yaml:7:33: providers[0].auth.sk: environment variable HW_SK is not set"},
+		{"unknown key", strings.Replace(good, "rate: 5", "rate: 5, colour: red", 1), `w.yaml:7:86: providers[0]: unknown key "colour"`},
+		{"bad page size", strings.Replace(good, "page_size: 200", "page_size: 900", 1), "w.yaml:7:72: providers[0].page_size: 900 is out of range"},
+		{"bad duration", strings.Replace(good, "interval: 10m", "interval: soon", 1), `w.yaml:7:56: providers[0].interval: bad duration "soon"`},
 		{"bad type", strings.Replace(good, "type: console", "type: pager", 1), "w.yaml:10:23: notifiers[1].type: unknown notifier type \"pager\" (want console, webhook, slack or action)"},
 		{"bad url", strings.Replace(good, "https://crm.example/hook", "crm", 1), "notifiers[0].url"},
 		{"duplicate name", strings.Replace(good, "name: log", "name: crm", 1), `duplicate notifier name "crm"`},

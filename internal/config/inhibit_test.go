@@ -52,7 +52,7 @@ func TestInhibitRules(t *testing.T) {
   - {source_match: 'true', target_match: 'true'}
   - {source_match: 'true', target_match: 'now() > starts_at'}`, `w.yaml:7:42: inhibit_rules[1].target_match: unknown name now`},
 		{"unknown key", `
-  - {source_match: 'true', target_match: 'true', equals: [provider]}`, `unknown field "equals"`},
+  - {source_match: 'true', target_match: 'true', equals: [provider]}`, `w.yaml:6:50: inhibit_rules[0]: unknown key "equals" (did you mean equal?)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

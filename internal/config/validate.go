@@ -215,6 +215,16 @@ func (c *Config) validate() []fieldError {
 			add(path+".role", field+".role", "role must be %s or %s, not %q", RoleRead, RoleAdmin, t.Role)
 		}
 	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		add("$.log.level", "log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		add("$.log.format", "log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
 	errs = append(errs, c.validateInhibitRules()...)
 	return errs
 }

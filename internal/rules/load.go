@@ -10,11 +10,11 @@ import (
 
 	"github.com/expr-lang/expr/file"
 	"github.com/goccy/go-yaml"
-	yast "github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/yamlread"
 )
 
 // ruleDoc is a rule as written, before validation.
@@ -35,50 +35,48 @@ type ruleDoc struct {
 
 var ruleName = regexp.MustCompile(`^[a-z0-9_]+$`)
 
-// decodeRules decodes each rule on its own, so that one rule's bad key does
-// not hide the next rule's problems. A rule that does not decode is reported
-// and left out.
-func decodeRules(path string, f *yast.File) (docs map[int]ruleDoc, count int, problems []Problem) {
+// decodeRules decodes each rule on its own, going on after a problem, so
+// that one run of rules check reports unknown keys and every other
+// problem together. A rule that is not a mapping is reported and left out.
+func decodeRules(path string, doc *yamlread.Doc) (docs map[int]ruleDoc, count int, problems []Problem) {
 	docs = map[int]ruleDoc{}
-	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
-		return docs, 0, []Problem{{File: path, Line: 1, Col: 1, Message: "no rules: the file needs a top-level rules: list"}}
+	noRules := []Problem{{File: path, Line: 1, Col: 1, Message: "no rules: the file needs a top-level rules: list"}}
+	if doc.Body == nil {
+		return docs, 0, noRules
 	}
-	var top map[string]any
-	if err := yaml.NodeToValue(f.Docs[0].Body, &top); err != nil {
-		return docs, 0, []Problem{yamlProblem(path, err)}
-	}
-	for k := range top {
-		if k != "rules" {
-			_, line, col := nodeAt(f, "$."+k, "$")
-			problems = append(problems, Problem{File: path, Line: line, Col: col, Message: fmt.Sprintf("unknown key %q (a rule file has one key: rules)", k)})
+	dec := yamlread.Decoder{File: path, Doc: doc}
+	var rulesNode ast.Node
+	dec.Keys(doc.Body, "", func(key string, kn, vn ast.Node) {
+		if key == "rules" {
+			rulesNode = vn
+			return
 		}
+		pos := kn.GetToken().Position
+		problems = append(problems, Problem{File: path, Line: pos.Line, Col: pos.Column, Message: fmt.Sprintf("unknown key %q (a rule file has one key: rules)", key)})
+	})
+	problems = append(problems, problemsOf(dec.Problems)...)
+	if rulesNode == nil {
+		return docs, 0, append(problems, noRules...)
 	}
-	p, _ := yaml.PathString("$.rules")
-	node, err := p.FilterFile(f)
-	if err != nil || node == nil {
-		return docs, 0, append(problems, Problem{File: path, Line: 1, Col: 1, Message: "no rules: the file needs a top-level rules: list"})
-	}
-	seq, ok := node.(*yast.SequenceNode)
+	seq, ok := dec.Resolve(rulesNode).(*ast.SequenceNode)
 	if !ok {
-		pos := node.GetToken().Position
+		pos := rulesNode.GetToken().Position
 		return docs, 0, append(problems, Problem{File: path, Line: pos.Line, Col: pos.Column, Message: "rules must be a list"})
 	}
 	for i, item := range seq.Values {
-		var d ruleDoc
-		if err := yaml.NodeToValue(item, &d, yaml.DisallowUnknownField()); err != nil {
-			pr := yamlProblem(path, err)
-			if m := unknownField.FindStringSubmatch(pr.Message); m != nil {
-				pr.Message += hintKey(m[1])
-			}
-			problems = append(problems, pr)
+		if _, ok := dec.Resolve(item).(*ast.MappingNode); !ok {
+			pos := item.GetToken().Position
+			problems = append(problems, Problem{File: path, Line: pos.Line, Col: pos.Column, Message: fmt.Sprintf("rules[%d]: a rule must be a mapping", i)})
 			continue
 		}
+		rd := yamlread.Decoder{File: path, Doc: doc}
+		var d ruleDoc
+		rd.Decode(item, &d, fmt.Sprintf("rules[%d]", i))
+		problems = append(problems, problemsOf(rd.Problems)...)
 		docs[i] = d
 	}
 	return docs, len(seq.Values), problems
 }
-
-var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
 
 var ruleKeys = []string{"name", "on", "when", "for", "repeat", "severity", "labels", "summary", "notify", "keep_firing_for", "resolve_when", "rearm"}
 
@@ -95,12 +93,33 @@ func hintKey(k string) string {
 	return fmt.Sprintf(" (did you mean %s?)", best)
 }
 
+// problemsOf converts the decoder's problems.
+func problemsOf(errs []*yamlread.Error) []Problem {
+	ps := make([]Problem, len(errs))
+	for i, e := range errs {
+		msg := e.Message
+		switch {
+		case e.UnknownKey != "":
+			msg = fmt.Sprintf("unknown field %q", e.UnknownKey) + hintKey(e.UnknownKey)
+		case e.Field != "":
+			msg = e.Field + ": " + msg
+		}
+		ps[i] = Problem{File: e.File, Line: max(e.Line, 1), Col: max(e.Col, 1), Message: msg}
+	}
+	return ps
+}
+
+// Limits bound each rule file: a rule file is reloaded while the daemon
+// runs, so a hostile one must fail to load, not take the daemon down.
+var Limits = yamlread.RuleLimits
+
 func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
-	f, err := parser.ParseBytes(src, 0)
+	doc, err := yamlread.Parse(path, src, Limits)
 	if err != nil {
 		return nil, []Problem{yamlProblem(path, err)}
 	}
-	docs, count, problems := decodeRules(path, f)
+	f := doc.File
+	docs, count, problems := decodeRules(path, doc)
 	var rules []*Rule
 	for i := range count {
 		d, ok := docs[i]
@@ -195,19 +214,16 @@ func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
 }
 
 func yamlProblem(path string, err error) Problem {
-	p := Problem{File: path, Line: 1, Col: 1, Message: yaml.FormatError(err, false, false)}
-	var se interface{ GetToken() *token.Token }
-	if errors.As(err, &se) && se.GetToken() != nil {
-		p.Line, p.Col = se.GetToken().Position.Line, se.GetToken().Position.Column
-		if _, msg, ok := strings.Cut(p.Message, "] "); ok {
-			p.Message = strings.SplitN(msg, "\n", 2)[0]
-		}
+	p := Problem{File: path, Line: 1, Col: 1, Message: err.Error()}
+	var ye *yamlread.Error
+	if errors.As(err, &ye) {
+		p.Line, p.Col, p.Message = max(ye.Line, 1), max(ye.Col, 1), ye.Message
 	}
 	return p
 }
 
 // nodeAt finds the token at path, or at fallback when the key is absent.
-func nodeAt(f *yast.File, path, fallback string) (*token.Token, int, int) {
+func nodeAt(f *ast.File, path, fallback string) (*token.Token, int, int) {
 	for _, p := range []string{path, fallback} {
 		yp, err := yaml.PathString(p)
 		if err != nil {

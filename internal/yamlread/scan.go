@@ -1,0 +1,174 @@
+package yamlread
+
+// scanDepth estimates the nesting depth of YAML source without building
+// anything, so that input the parser would recurse on without end (100k
+// nested '[', "- - - - …", ever deeper indentation) is refused before the
+// parser sees it. It errs towards counting too much: a flow bracket counts
+// even where it might be plain text, and every indentation step is a level.
+// It stops at the first line deeper than limit and returns that line.
+func scanDepth(src []byte, limit int) (depth, line, col int) {
+	var (
+		cols      []int // columns of the open block nodes, innermost last
+		flow      int   // open '[' and '{'
+		quote     byte  // the open quote, 0 outside quoted scalars
+		ln        = 1
+		lineStart = 0
+		blockPar  = -1 // indentation of the line that opened a block scalar
+		blockInd  = -1 // the block scalar's content indentation, once known
+	)
+	for i := 0; i < len(src); {
+		// At a line start: measure indentation and decide what the line is.
+		ind := 0
+		for i+ind < len(src) && src[i+ind] == ' ' {
+			ind++
+		}
+		j := i + ind
+		blank := j >= len(src) || src[j] == '\n' || src[j] == '\r' || src[j] == '#'
+		if blockPar >= 0 {
+			// Inside a block scalar (| or >) the lines are text.
+			if blank && (j >= len(src) || src[j] != '#') {
+				i = nextLine(src, j)
+				ln++
+				lineStart = i
+				continue
+			}
+			if blockInd < 0 && ind > blockPar {
+				blockInd = ind
+			}
+			if blockInd >= 0 && ind >= blockInd {
+				i = nextLine(src, j)
+				ln++
+				lineStart = i
+				continue
+			}
+			blockPar, blockInd = -1, -1
+		}
+		startOfScalar := true
+		if quote == 0 && flow == 0 && !blank {
+			cols = push(cols, ind)
+		}
+		lineInd := ind
+		for j < len(src) && src[j] != '\n' {
+			c := src[j]
+			switch {
+			case quote == '\'':
+				if c == '\'' {
+					if j+1 < len(src) && src[j+1] == '\'' {
+						j++ // '' is an escaped quote
+					} else {
+						quote = 0
+						startOfScalar = false
+					}
+				}
+			case quote == '"':
+				if c == '\\' {
+					j++
+				} else if c == '"' {
+					quote = 0
+					startOfScalar = false
+				}
+			case c == '#' && (j == lineStart || src[j-1] == ' ' || src[j-1] == '\t'):
+				j = lineEnd(src, j) - 1
+			case c == '[' || c == '{':
+				if flow > 0 || startOfScalar {
+					flow++
+					startOfScalar = true
+				}
+			case c == ']' || c == '}':
+				if flow > 0 {
+					flow--
+				}
+				startOfScalar = false
+			case c == ',' && flow > 0:
+				startOfScalar = true
+			case (c == '\'' || c == '"') && startOfScalar:
+				quote = c
+			case (c == '-' || c == '?' || c == ':') && isBreak(src, j+1):
+				if c != ':' && flow == 0 {
+					// "- - x": each indicator opens a node one column on.
+					k := j + 1
+					for k < len(src) && src[k] == ' ' {
+						k++
+					}
+					if k < len(src) && src[k] != '\n' && src[k] != '#' {
+						cols = push(cols, k-lineStart)
+					}
+				}
+				startOfScalar = true
+			case c == ':' && flow > 0:
+				startOfScalar = true
+			case (c == '|' || c == '>') && startOfScalar && flow == 0 && blockHeader(src, j+1):
+				blockPar, blockInd = lineInd, -1
+				j = lineEnd(src, j) - 1
+			case (c == '&' || c == '!') && startOfScalar:
+				// An anchor or tag leaves the scalar still to come.
+				for j+1 < len(src) && !isBreak(src, j+1) {
+					j++
+				}
+			case c == ' ' || c == '\t' || c == '\r':
+			default:
+				startOfScalar = false
+			}
+			if d := len(cols) + flow; d > depth {
+				depth = d
+				if depth > limit {
+					return depth, ln, j - lineStart + 1
+				}
+			}
+			j++
+		}
+		i = nextLine(src, j)
+		ln++
+		lineStart = i
+	}
+	return depth, 0, 0
+}
+
+// push records a block node at column c: deeper columns close, an equal
+// column is a sibling.
+func push(cols []int, c int) []int {
+	for len(cols) > 0 && cols[len(cols)-1] > c {
+		cols = cols[:len(cols)-1]
+	}
+	if len(cols) > 0 && cols[len(cols)-1] == c {
+		return cols
+	}
+	return append(cols, c)
+}
+
+func isBreak(src []byte, i int) bool {
+	return i >= len(src) || src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r'
+}
+
+// blockHeader reports whether what follows | or > is a block scalar
+// header: chomping and indentation indicators, then a comment or the end.
+func blockHeader(src []byte, i int) bool {
+	for ; i < len(src) && src[i] != '\n'; i++ {
+		switch c := src[i]; {
+		case c == '+' || c == '-' || (c >= '0' && c <= '9'):
+		case c == ' ' || c == '\t' || c == '\r':
+			for i < len(src) && (src[i] == ' ' || src[i] == '\t' || src[i] == '\r') {
+				i++
+			}
+			return i >= len(src) || src[i] == '\n' || src[i] == '#'
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func lineEnd(src []byte, i int) int {
+	for i < len(src) && src[i] != '\n' {
+		i++
+	}
+	return i
+}
+
+func nextLine(src []byte, i int) int {
+	i = lineEnd(src, i)
+	if i < len(src) {
+		i++
+	}
+	return i
+}
