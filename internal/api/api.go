@@ -5,6 +5,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -52,7 +55,22 @@ type Options struct {
 	DeadLetters DeadLetters
 	Stats       func() Stats
 	Logger      *slog.Logger
+	// Tokens are the accepted bearer tokens; none means loopback-only
+	// access without tokens (see guard).
+	Tokens []Token
+	// Readiness is what /readyz checks besides SetReady.
+	Readiness Readiness
+	// QueryTimeout bounds a query (cards, pools, events); default
+	// DefaultQueryTimeout.
+	QueryTimeout time.Duration
 }
+
+// DefaultQueryTimeout bounds a query that sets no QueryTimeout.
+const DefaultQueryTimeout = 30 * time.Second
+
+// maxBody bounds a request body: the largest legitimate one is a replay of
+// a few thousand ids.
+const maxBody = 1 << 20
 
 // Server is the HTTP API.
 type Server struct {
@@ -60,6 +78,11 @@ type Server struct {
 	ready   atomic.Bool
 	reg     *prometheus.Registry
 	latency *prometheus.HistogramVec
+	probe   prober
+	// probeStore replaces the store's write probe (tests).
+	probeStore writeProber
+	// onEntity is called before a query looks at each entity (tests).
+	onEntity func(context.Context)
 }
 
 // New returns a server.
@@ -82,19 +105,20 @@ func (s *Server) ObserveDelivery(notifier string, d time.Duration) {
 // SetReady marks the watcher ready (or not) for /readyz.
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }
 
-// Handler routes the endpoints.
+// SetAccess sets the accepted tokens. The daemon calls it before serving:
+// the server is built before the daemon knows it will listen.
+func (s *Server) SetAccess(tokens []Token) { s.o.Tokens = tokens }
+
+// SetReadiness sets what /readyz checks; call it before serving.
+func (s *Server) SetReadiness(r Readiness) { s.o.Readiness = r }
+
+// Handler routes the endpoints behind the access rules (see guard).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
 	mux.HandleFunc("GET /api/v1/providers", s.providers)
@@ -107,7 +131,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/silences", s.addSilence)
 	mux.HandleFunc("DELETE /api/v1/silences/{id}", s.expireSilence)
 	mux.HandleFunc("POST /api/v1/deadletters/replay", s.replayDeadLetters)
-	return mux
+	return s.guard(mux)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -115,6 +139,37 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// ErrorBody is every error answer: {"error": "..."}.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(ErrorBody{Error: msg})
+}
+
+// decodeBody reads a bounded JSON body into v, refusing unknown fields and
+// trailing data: a misspelt field silently ignored could widen a replay or
+// a silence.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("body larger than %d bytes", tooBig.Limit)
+		}
+		return err
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return errors.New("body has data after the JSON object")
+	}
+	return nil
 }
 
 type alertView struct {
@@ -141,7 +196,7 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -168,7 +223,7 @@ func (s *Server) providers(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, map[string]any{"providers": out})
@@ -183,7 +238,7 @@ func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
 	}
 	recs, err := s.o.Store.Actions(r.URL.Query().Get("notifier"), time.Now().Add(-time.Duration(hours)*time.Hour))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if recs == nil {
@@ -195,7 +250,7 @@ func (s *Server) actions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	dls, err := s.o.DeadLetters.ListDeadLetters(r.Context(), r.URL.Query().Get("notifier"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if dls == nil {
@@ -206,63 +261,18 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
 	var req ReplayRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || (!req.All && len(req.IDs) == 0) {
-		http.Error(w, `want {"ids": [...]} or {"all": true}, optionally with "notifier"`, http.StatusBadRequest)
+	if err := decodeBody(w, r, &req); err != nil || (!req.All && len(req.IDs) == 0) {
+		msg := `want {"ids": [...]} or {"all": true}, optionally with "notifier"`
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
 	n, err := s.o.DeadLetters.ReplayDeadLetters(r.Context(), req.Notifier, req.IDs, req.All)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		writeError(w, http.StatusNotFound, err.Error())
 		return
 	}
 	writeJSON(w, map[string]any{"replayed": n})
-}
-
-// collector reports delivery and provider state at scrape time.
-type collector struct{ s *Server }
-
-var (
-	descDelivered = prometheus.NewDesc("simwatch_notifier_delivered_total", "Events the notifier's receiver accepted.", []string{"notifier"}, nil)
-	descRetried   = prometheus.NewDesc("simwatch_notifier_retried_total", "Delivery attempts that failed and were retried.", []string{"notifier"}, nil)
-	descDead      = prometheus.NewDesc("simwatch_notifier_dead_lettered_total", "Events moved to the dead letters.", []string{"notifier"}, nil)
-	descPending   = prometheus.NewDesc("simwatch_notifier_pending_events", "Events owed to the notifier and not yet settled (delivered, muted or dead-lettered), on the bus or in hand.", []string{"notifier"}, nil)
-	descOutbox    = prometheus.NewDesc("simwatch_outbox_events", "Events committed but not yet published to the bus.", nil, nil)
-	descCards     = prometheus.NewDesc("simwatch_provider_cards", "Cards in the provider's last successful snapshot.", []string{"provider"}, nil)
-	descFailures  = prometheus.NewDesc("simwatch_provider_failed_cycles", "Failed cycles in a row.", []string{"provider"}, nil)
-	descLastOK    = prometheus.NewDesc("simwatch_provider_last_success_timestamp_seconds", "Time of the last committed cycle.", []string{"provider"}, nil)
-)
-
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descDead, descPending, descOutbox, descCards, descFailures, descLastOK} {
-		ch <- d
-	}
-}
-
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	if c.s.o.Stats != nil {
-		st := c.s.o.Stats()
-		ch <- prometheus.MustNewConstMetric(descOutbox, prometheus.GaugeValue, float64(st.Outbox))
-		for name, n := range st.Notifiers {
-			ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(n.Delivered), name)
-			ch <- prometheus.MustNewConstMetric(descRetried, prometheus.CounterValue, float64(n.Retried), name)
-			ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(n.DeadLettered), name)
-			ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(n.Pending), name)
-		}
-	}
-	_ = c.s.o.Store.View(func(tx *store.Tx) error {
-		for _, name := range tx.Providers() {
-			p, err := tx.Provider(name)
-			if err != nil {
-				return err
-			}
-			m, err := p.Meta()
-			if err != nil {
-				return err
-			}
-			ch <- prometheus.MustNewConstMetric(descCards, prometheus.GaugeValue, float64(m.Cards), name)
-			ch <- prometheus.MustNewConstMetric(descFailures, prometheus.GaugeValue, float64(m.Failures), name)
-			ch <- prometheus.MustNewConstMetric(descLastOK, prometheus.GaugeValue, float64(m.LastSuccess.Unix()), name)
-		}
-		return nil
-	})
 }

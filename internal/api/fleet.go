@@ -1,9 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
-	"strconv"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
@@ -25,21 +29,41 @@ type QueryResult struct {
 }
 
 // query answers "which cards (or pools) match ?q= right now?" over the
-// latest snapshot of every provider, in the rule language.
+// latest snapshot of every provider, in the rule language. It stops between
+// entities once the client has gone or the query timeout has passed, so an
+// expensive expression burns no CPU for nobody.
 func (s *Server) query(on string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := s.queryContext(r)
+		defer cancel()
 		src := r.URL.Query().Get("q")
 		if src == "" {
 			src = "true"
 		}
 		q, err := rules.NewQuery(on, src, time.Now())
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
+		}
+		// The rules engine may learn to stop inside one expression; use it
+		// when it has, without depending on it.
+		if c, ok := any(q).(interface{ SetContext(context.Context) }); ok {
+			c.SetContext(ctx)
+		}
+		// stop is checked before every entity: the callbacks' error ends
+		// the read transaction.
+		stop := func() error {
+			if s.onEntity != nil {
+				s.onEntity(ctx)
+			}
+			return ctx.Err()
 		}
 		var res QueryResult
 		err = s.o.Store.View(func(tx *store.Tx) error {
 			for _, name := range tx.Providers() {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				pt, err := tx.Provider(name)
 				if err != nil {
 					return err
@@ -59,6 +83,9 @@ func (s *Server) query(on string) http.HandlerFunc {
 				q.ReadFirstIMEI(pt.FirstIMEI)
 				if on == fleet.EntityCard {
 					err = pt.ForEachCard(func(_ string, enc []byte) error {
+						if err := stop(); err != nil {
+							return err
+						}
 						c, err := store.DecodeCard(enc)
 						if err != nil {
 							return err
@@ -73,6 +100,9 @@ func (s *Server) query(on string) http.HandlerFunc {
 					})
 				} else {
 					err = pt.ForEachPool(func(_ string, enc []byte) error {
+						if err := stop(); err != nil {
+							return err
+						}
 						var p fleet.Pool
 						if err := json.Unmarshal(enc, &p); err != nil {
 							return err
@@ -93,7 +123,7 @@ func (s *Server) query(on string) http.HandlerFunc {
 			return nil
 		})
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			s.queryFailed(w, ctx, err)
 			return
 		}
 		res.Truncated = res.Count > maxQueryResults
@@ -101,23 +131,75 @@ func (s *Server) query(on string) http.HandlerFunc {
 	}
 }
 
+// queryContext is the request's context bounded by the query timeout.
+func (s *Server) queryContext(r *http.Request) (context.Context, context.CancelFunc) {
+	d := s.o.QueryTimeout
+	if d <= 0 {
+		d = DefaultQueryTimeout
+	}
+	return context.WithTimeout(r.Context(), d)
+}
+
+// queryFailed answers a query that ended with err: 503 when it ran out of
+// time, nothing when the client left (no one reads it), 500 otherwise.
+func (s *Server) queryFailed(w http.ResponseWriter, ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		d := s.o.QueryTimeout
+		if d <= 0 {
+			d = DefaultQueryTimeout
+		}
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("query took longer than %s; narrow it", d))
+	case errors.Is(err, context.Canceled):
+		// The client has gone.
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// EventKinds are the kinds ?kind= (and events --kind) accept.
+var EventKinds = []string{event.KindFiring, event.KindResolved, event.KindTransition, event.KindAction}
+
 // events lists the event history: ?rule= &iccid= &entity_id= &provider=
-// &kind= &since=RFC3339 &limit=, newest first.
+// &kind= &since= (RFC 3339, or a relative duration such as 2h or 7d)
+// &limit= (1..MaxEventLimit, default 100), newest first.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.queryContext(r)
+	defer cancel()
 	q := r.URL.Query()
 	f := store.EventFilter{Rule: q.Get("rule"), ICCID: q.Get("iccid"), EntityID: q.Get("entity_id"), Provider: q.Get("provider"), Kind: q.Get("kind")}
-	f.Limit, _ = strconv.Atoi(q.Get("limit"))
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
+	if f.Kind != "" && !slices.Contains(EventKinds, f.Kind) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("kind: %q is not one of %s", f.Kind, strings.Join(EventKinds, ", ")))
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := ParseLimit(v)
 		if err != nil {
-			http.Error(w, "since: want an RFC 3339 time", http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, "limit: "+err.Error())
+			return
+		}
+		f.Limit = n
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := ParseSince(v, time.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since: "+err.Error())
 			return
 		}
 		f.Since = t
 	}
+	// The store's scan is bounded by the retention and the limit; the
+	// deadline is checked around it.
+	if err := ctx.Err(); err != nil {
+		s.queryFailed(w, ctx, err)
+		return
+	}
 	evs, err := s.o.Store.Events(f)
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		s.queryFailed(w, ctx, err)
 		return
 	}
 	if evs == nil {
@@ -136,7 +218,7 @@ type SilenceRequest struct {
 func (s *Server) listSilences(w http.ResponseWriter, r *http.Request) {
 	sl, err := s.o.Store.Silences()
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	now := time.Now()
@@ -153,13 +235,13 @@ func (s *Server) listSilences(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) addSilence(w http.ResponseWriter, r *http.Request) {
 	var req SilenceRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		http.Error(w, `want {"match": EXPR, "for": "2h", "comment": "..."}`, http.StatusBadRequest)
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, `want {"match": EXPR, "for": "2h", "comment": "..."}: `+err.Error())
 		return
 	}
-	d, err := time.ParseDuration(req.For)
-	if err != nil {
-		http.Error(w, "for: want a duration such as 2h", http.StatusBadRequest)
+	d, err := ParseDuration(req.For)
+	if err != nil || d <= 0 {
+		writeError(w, http.StatusBadRequest, "for: want a positive duration such as 2h or 7d")
 		return
 	}
 	sl, err := mute.NewSilence(req.Match, req.Comment, d, time.Now())
@@ -167,7 +249,7 @@ func (s *Server) addSilence(w http.ResponseWriter, r *http.Request) {
 		err = s.o.Store.PutSilence(sl)
 	}
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	writeJSON(w, sl)
@@ -175,7 +257,7 @@ func (s *Server) addSilence(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) expireSilence(w http.ResponseWriter, r *http.Request) {
 	if err := s.o.Store.ExpireSilence(r.PathValue("id"), time.Now()); err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
+		writeError(w, http.StatusNotFound, err.Error())
 		return
 	}
 	writeJSON(w, map[string]string{"expired": r.PathValue("id")})

@@ -2,105 +2,33 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
+	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
-	"github.com/simwatch/simwatch/internal/config"
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
-// apiCaller sends requests to the watcher's HTTP API: the running daemon's
-// when it answers on http.listen, otherwise one served in process over the
-// data directory (the daemon holds the store while it runs).
-type apiCaller struct {
-	base  string
-	http  *http.Client
-	local http.Handler
-	close func()
-}
-
-func openAPI(ctx context.Context, cfg *config.Config) (*apiCaller, error) {
-	if cfg.HTTP.Listen != "" {
-		c := &apiCaller{base: "http://" + cfg.HTTP.Listen, http: &http.Client{Timeout: time.Minute}, close: func() {}}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/healthz", nil)
-		if resp, err := c.http.Do(req); err == nil {
-			resp.Body.Close()
-			return c, nil
-		} else if !errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("watcher at %s: %w", c.base, err)
-		}
-	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "simwatch.db"))
-	if err != nil {
-		return nil, fmt.Errorf("%w (is a watcher running without http.listen? the commands reach a running one through it)", err)
-	}
-	return &apiCaller{local: api.New(api.Options{Store: st}).Handler(), close: func() { st.Close() }}, nil
-}
-
-// call sends method path (with query) and decodes a JSON answer into out.
-func (c *apiCaller) call(ctx context.Context, method, path string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	var resp *http.Response
-	if c.local != nil {
-		rec := httptest.NewRecorder()
-		c.local.ServeHTTP(rec, req)
-		resp = rec.Result()
-	} else if resp, err = c.http.Do(req); err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return errors.New(strings.TrimSpace(string(msg)))
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-// apiFor loads the config at path and opens its watcher's API.
-func apiFor(ctx context.Context, path string) (*apiCaller, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	return openAPI(ctx, cfg)
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // queryCmd: watcher query --config F [--pools] [--json] 'EXPR'
 func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("query", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "watcher.yaml", "config file")
-	pools := fs.Bool("pools", false, "ask about pools instead of cards")
-	asJSON := fs.Bool("json", false, "print JSON")
+	fs := newFlags("query", "watcher query [--config F] [--pools] [--json] 'EXPR'", stderr)
+	pools := fs.Bool("pools", false, "match pools instead of cards")
+	asJSON := fs.Bool("json", false, "print the answer as JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New(`query: give one expression, e.g. watcher query 'status == "active" && flow_left < 10'`)
+		return errors.New(`query: give one expression (quoted), e.g. watcher query 'status == "active" && flow_left < 10'`)
 	}
-	c, err := apiFor(ctx, *path)
+	c, err := apiFor(ctx, configPath(fs), false)
 	if err != nil {
 		return err
 	}
@@ -139,20 +67,52 @@ func queryCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// eventsCmd: watcher events --config F [--rule R] [--iccid I] [--limit N] [--json]
+// eventsCmd: watcher events --config F [--rule R] [--iccid I] [--kind K] [--since T] [--limit N] [--json]
 func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("events", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "watcher.yaml", "config file")
+	fs := newFlags("events", "watcher events [--config F] [--rule R] [--iccid I] [--entity_id ID] [--provider P] [--kind K] [--since T] [--limit N] [--json]", stderr)
 	q := url.Values{}
-	for _, k := range []string{"rule", "iccid", "entity_id", "provider", "kind", "since", "limit"} {
-		fs.Func(k, "filter by "+k, func(v string) error { q.Set(k, v); return nil })
+	text := func(name, usage string) {
+		fs.Func(name, usage, func(v string) error {
+			if v == "" {
+				return errors.New("must not be empty")
+			}
+			q.Set(name, v)
+			return nil
+		})
 	}
-	asJSON := fs.Bool("json", false, "print JSON")
+	text("rule", "only events of this rule")
+	text("iccid", "only events about the card with this ICCID")
+	text("entity_id", "only events about this card or pool id (as the provider names it)")
+	text("provider", "only events from this provider (its name in the config)")
+	fs.Func("kind", "only events of this kind: "+strings.Join(api.EventKinds, ", "), func(v string) error {
+		if !slices.Contains(api.EventKinds, v) {
+			return fmt.Errorf("%q is not a kind; valid kinds: %s", v, strings.Join(api.EventKinds, ", "))
+		}
+		q.Set("kind", v)
+		return nil
+	})
+	fs.Func("since", "only events observed since then: an RFC 3339 time (2026-01-02T15:04:05Z) or a duration back from now (30m, 2h, 7d)", func(v string) error {
+		if _, err := api.ParseSince(v, time.Now()); err != nil {
+			return err
+		}
+		q.Set("since", v)
+		return nil
+	})
+	fs.Func("limit", fmt.Sprintf("show at most this many events, newest first (1..%d; default 100)", api.MaxEventLimit), func(v string) error {
+		if _, err := api.ParseLimit(v); err != nil {
+			return err
+		}
+		q.Set("limit", v)
+		return nil
+	})
+	asJSON := fs.Bool("json", false, "print the events as JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c, err := apiFor(ctx, *path)
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	c, err := apiFor(ctx, configPath(fs), false)
 	if err != nil {
 		return err
 	}
@@ -182,38 +142,75 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return tw.Flush()
 }
 
+const silenceUsage = `usage: watcher silence add --config F --match EXPR --for 2h [--comment TEXT]
+       watcher silence list --config F
+       watcher silence expire --config F ID
+`
+
 // silenceCmd: watcher silence add --match EXPR --for 2h --comment C | list | expire ID
 func silenceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "add" && args[0] != "list" && args[0] != "expire") {
-		fmt.Fprint(stderr, "usage: watcher silence add --config F --match EXPR --for 2h --comment TEXT\n       watcher silence list --config F\n       watcher silence expire --config F ID\n")
+		fmt.Fprint(stderr, silenceUsage)
 		return exitError(2)
 	}
-	fs := flag.NewFlagSet("silence "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "watcher.yaml", "config file")
-	match := fs.String("match", "", "expression the silenced events match")
-	dur := fs.String("for", "", "how long, e.g. 2h")
-	comment := fs.String("comment", "", "why")
+	sub := args[0]
+	fs := newFlags("silence "+sub, "", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, silenceUsage)
+		fs.PrintDefaults()
+	}
+	var match, comment *string
+	var dur time.Duration
+	if sub == "add" {
+		match = fs.String("match", "", "the expression events must match to be silenced, in the rule language (required)")
+		fs.Func("for", "how long the silence lasts from now: a duration such as 30m, 2h or 7d (required)", func(v string) error {
+			d, err := api.ParseDuration(v)
+			if err != nil {
+				return err
+			}
+			if d <= 0 {
+				return fmt.Errorf("%q: want a positive duration", v)
+			}
+			dur = d
+			return nil
+		})
+		comment = fs.String("comment", "", "why, for whoever reads the silence list later")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c, err := apiFor(ctx, *path)
+	switch sub {
+	case "add", "list":
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+	case "expire":
+		if fs.NArg() != 1 {
+			return errors.New("silence expire: give exactly one silence id (watcher silence list shows them)")
+		}
+	}
+	if sub == "add" {
+		if strings.TrimSpace(*match) == "" {
+			return errors.New("silence add: --match is required, e.g. --match 'rule == \"card_low_flow\"'")
+		}
+		if dur == 0 {
+			return errors.New("silence add: --for is required, e.g. --for 2h")
+		}
+	}
+	c, err := apiFor(ctx, configPath(fs), false)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	switch args[0] {
+	switch sub {
 	case "add":
-		body, _ := json.Marshal(api.SilenceRequest{Match: *match, For: *dur, Comment: *comment})
 		var sl store.Silence
-		if err := c.call(ctx, http.MethodPost, "/api/v1/silences", strings.NewReader(string(body)), &sl); err != nil {
+		req := api.SilenceRequest{Match: *match, For: dur.String(), Comment: *comment}
+		if err := c.call(ctx, http.MethodPost, "/api/v1/silences", req, &sl); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "silence %s until %s\n", sl.ID, sl.EndsAt.UTC().Format(time.RFC3339))
 	case "expire":
-		if fs.NArg() != 1 {
-			return errors.New("silence expire: give the silence id")
-		}
 		var out map[string]string
 		if err := c.call(ctx, http.MethodDelete, "/api/v1/silences/"+url.PathEscape(fs.Arg(0)), nil, &out); err != nil {
 			return err

@@ -170,11 +170,15 @@ func (w *Watcher) keepBus(ctx context.Context, every time.Duration) {
 func (w *Watcher) Run(ctx context.Context) error {
 	var srv *http.Server
 	if addr := w.cfg.HTTP.Listen; addr != "" {
+		if err := checkListen(w.cfg.HTTP); err != nil {
+			return err
+		}
 		ln, err := listen(addr)
 		if err != nil {
 			return fmt.Errorf("http: %w", err)
 		}
-		srv = &http.Server{Handler: w.api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		// No WriteTimeout: queries end at their own deadline (api.DefaultQueryTimeout).
+		srv = &http.Server{Handler: w.apiHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				w.log.Error("http server stopped", "err", err)
