@@ -1,9 +1,17 @@
 GO ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/simwatch/simwatch/internal/app.Version=$(VERSION) -X github.com/simwatch/simwatch/internal/app.Revision=$(REVISION)
 
-.PHONY: build test demo lint bench bench-smoke fuzz-smoke
+.PHONY: build test demo lint bench bench-smoke fuzz-smoke docker
 
+# A static binary that says which build it is (watcher --version).
 build:
-	$(GO) build -o bin/watcher ./cmd/watcher
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/watcher ./cmd/watcher
+
+# The container image (Dockerfile: static binary on distroless, non-root).
+docker:
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t simwatch:$(VERSION) .
 
 # Every test, with the race detector, plus a check of the shipped rules.
 test:
