@@ -5,14 +5,17 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
@@ -64,6 +67,7 @@ type Watcher struct {
 	api         *api.Server
 	gsl         map[string]*gsl.Client // by provider name, for actions
 	loadedStamp string                 // the rule files as they were loaded
+	unlock      func() error           // releases the data_dir lock
 }
 
 type providerRun struct {
@@ -99,7 +103,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	}
 	w.rules.Store(set)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+		return nil, dataDirError(cfg.DataDir, err)
 	}
 	built := w // the result is nil when New fails; close what was opened
 	defer func() {
@@ -107,11 +111,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 			built.Close()
 		}
 	}()
-	if w.store, err = store.Open(filepath.Join(cfg.DataDir, "simwatch.db")); err != nil {
+	// The data_dir lock comes first: a second watcher, or a command that
+	// would open the store and an embedded NATS server in process, is
+	// turned away at once, before it can touch either.
+	if w.unlock, err = store.LockDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	if w.store, err = store.Open(filepath.Join(cfg.DataDir, "simwatch.db")); err != nil {
+		return nil, withConfig(err, cfg.Path)
+	}
 	if w.bus, err = bus.Open(ctx, bus.Options{URL: cfg.NATS.URL, DataDir: cfg.DataDir, AckWait: o.AckWait, Logger: w.log}); err != nil {
-		return nil, err
+		return nil, withConfig(err, cfg.Path)
 	}
 	w.relay = outbox.New(w.store, w.bus, 0, w.log.With("component", "outbox"))
 	if released, err := w.store.SetNotifiers(cfg.NotifierNames()); err != nil {
@@ -278,7 +288,7 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 	}), nil
 }
 
-// Close releases the bus and the store.
+// Close releases the bus, the store and, last, the data_dir lock.
 func (w *Watcher) Close() {
 	if w.bus != nil {
 		w.bus.Close()
@@ -286,4 +296,33 @@ func (w *Watcher) Close() {
 	if w.store != nil {
 		_ = w.store.Close()
 	}
+	if w.unlock != nil {
+		_ = w.unlock()
+		w.unlock = nil
+	}
+}
+
+// dataDirError says why data_dir could not be created, and what to do.
+func dataDirError(dir string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("data_dir %s is not a directory (%w): point data_dir at a directory", dir, err)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("data_dir %s cannot be created by this user (%w): create it with the right owner, or point data_dir elsewhere", dir, err)
+	}
+	return fmt.Errorf("data_dir %s: %w", dir, err)
+}
+
+// withConfig names the config file in the fix of a damaged store's error
+// (`watcher doctor --config F --repair`).
+func withConfig(err error, path string) error {
+	var dmg *store.DamagedError
+	if errors.As(err, &dmg) {
+		dmg.Config = path
+	}
+	var se *bus.StartError
+	if errors.As(err, &se) {
+		se.Config = path
+	}
+	return err
 }

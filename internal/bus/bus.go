@@ -67,39 +67,25 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Bus{o: o}
-	var err error
 	if o.URL == "" {
-		b.srv, err = server.NewServer(&server.Options{
-			ServerName: "simwatch",
-			JetStream:  true,
-			StoreDir:   filepath.Join(o.DataDir, "nats"),
-			DontListen: true,
-			NoSigs:     true,
-			NoLog:      true,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("bus: embedded nats: %w", err)
+		if err := b.startEmbedded(); err != nil {
+			return nil, err
 		}
-		b.srv.Start()
-		if !b.srv.ReadyForConnections(10 * time.Second) {
-			b.srv.Shutdown()
-			return nil, errors.New("bus: embedded nats did not start")
-		}
-		b.nc, err = nats.Connect("", nats.InProcessServer(b.srv), nats.Name("simwatch"))
-	} else {
-		b.nc, err = nats.Connect(o.URL, nats.Name("simwatch"), nats.MaxReconnects(-1))
+	} else if err := b.connect(ctx); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("bus: connect: %w", err)
-	}
+	var err error
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	if err := b.EnsureStreams(ctx); err != nil {
+	// Bounded: a server that accepts the connection but never answers
+	// JetStream requests must not hold the start up.
+	sctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
+	if err := b.EnsureStreams(sctx); err != nil {
 		b.Close()
-		return nil, err
+		return nil, b.startError(err)
 	}
 	return b, nil
 }

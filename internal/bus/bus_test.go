@@ -70,7 +70,7 @@ func TestExternalServer(t *testing.T) {
 
 func TestOpenUnreachable(t *testing.T) {
 	_, err := Open(context.Background(), Options{URL: "nats://127.0.0.1:1"})
-	require.ErrorContains(t, err, "bus: connect")
+	require.ErrorContains(t, err, "nats.url nats://127.0.0.1:1 is unreachable")
 }
 
 // A consumer lost with the server's data is recreated, says so, and reads

@@ -10,14 +10,22 @@ import (
 	"github.com/simwatch/simwatch/internal/store"
 )
 
-// failed records a failed cycle. Nothing about cards moves; after
-// UnhealthyAfter failures in a row one provider_unhealthy event is emitted.
+// failed records a failed cycle. Nothing about cards moves; the count is
+// written to the store each time (the failed_cycles metric reads it), and
+// after UnhealthyAfter failures in a row one provider_unhealthy event is
+// emitted. The write is one small transaction: when the cycle failed because
+// its commit did, a small commit often still succeeds (bbolt reuses freed
+// pages without growing the file). When it fails too, the count stays in
+// memory and the event is committed by the first write that succeeds: a
+// later failure's, or the next committed cycle's, with its resolution.
 func (p *Poller) failed(now time.Time, cause error) error {
-	p.failures++
-	if p.failures < p.o.UnhealthyAfter {
-		return nil
+	n := p.failures.Add(1)
+	p.lastErr = cause.Error()
+	if n == int64(p.o.UnhealthyAfter) {
+		p.declared = now
 	}
-	return p.o.Store.Update(func(tx *store.Tx) error {
+	fired := false
+	err := p.o.Store.Update(func(tx *store.Tx) error {
 		pt, err := tx.Provider(p.o.Provider)
 		if err != nil {
 			return err
@@ -26,20 +34,36 @@ func (p *Poller) failed(now time.Time, cause error) error {
 		if err != nil {
 			return err
 		}
-		meta.Failures = p.failures
+		meta.Failures = int(n)
 		meta.LastFailure = now
-		meta.LastError = cause.Error()
-		if !meta.Unhealthy {
-			meta.Unhealthy, meta.UnhealthySince = true, now
-			msg := fmt.Sprintf("provider %s failed %d cycles in a row: %v", p.o.Provider, p.failures, cause)
-			if err := tx.AppendOutbox([]event.Event{p.healthEvent(event.KindFiring, now, meta, msg)}); err != nil {
+		meta.LastError = p.lastErr
+		if n >= int64(p.o.UnhealthyAfter) && !meta.Unhealthy {
+			meta.Unhealthy, meta.UnhealthySince = true, p.declared
+			if err := tx.AppendOutbox([]event.Event{p.healthEvent(event.KindFiring, now, meta, p.unhealthySummary())}); err != nil {
 				return err
 			}
-			defer p.o.Committed()
+			fired = true
 		}
 		return pt.PutMeta(meta)
 	})
+	if err != nil {
+		return fmt.Errorf("poll %s: record failed cycle %d: %w", p.o.Provider, n, err)
+	}
+	if fired {
+		p.o.Committed()
+	}
+	return nil
 }
+
+// unhealthySummary is a provider_unhealthy firing event's summary.
+func (p *Poller) unhealthySummary() string {
+	return fmt.Sprintf("provider %s failed %d cycles in a row: %s", p.o.Provider, p.failures.Load(), p.lastErr)
+}
+
+// Failures is how many cycles in a row have failed, as the poller counts
+// them: it is right even when the store could not record the count. Safe
+// to call from any goroutine.
+func (p *Poller) Failures() int { return int(p.failures.Load()) }
 
 // healthEvent is a provider_unhealthy event; its identity is the provider and
 // the time the outage was detected.

@@ -14,6 +14,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
@@ -62,8 +63,16 @@ type Poller struct {
 	poolFP map[string]uint64
 	// state is the evaluation state as committed: alerts, missing
 	// entities, rule set hash, last clock evaluation.
-	state    rules.State
-	failures int
+	state rules.State
+	// failures counts failed cycles in a row (fetch or commit), in memory
+	// because a failing commit may mean the store cannot record it;
+	// Failures reads it from other goroutines.
+	failures atomic.Int64
+	// declared is when failures reached UnhealthyAfter, and lastErr the
+	// last failure's error: the outage's identity and cause, kept until an
+	// event about it is committed.
+	declared time.Time
+	lastErr  string
 }
 
 // New returns a poller. Its snapshot fingerprints and state are loaded from
@@ -143,13 +152,22 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	nEvents, err := p.commit(now, snap, in, &out, cards, pools, daily)
 	res.Commit = time.Since(t)
 	if err != nil {
-		return res, fmt.Errorf("poll %s: commit: %w", p.o.Provider, err)
+		// A commit that fails (disk full, file read-only or damaged) is a
+		// failed cycle like a failing provider: counted, and raising
+		// provider_unhealthy once the store takes a small write again.
+		err = fmt.Errorf("poll %s: commit: %w", p.o.Provider, err)
+		if ctx.Err() == nil {
+			if uerr := p.failed(now, err); uerr != nil {
+				return res, errors.Join(err, uerr)
+			}
+		}
+		return res, err
 	}
 	// Only a committed cycle moves the state and becomes the base of the next diff.
 	p.state.Apply(&out)
 	p.cardFP = cards.next(p.cardFP, out.RemovedCards)
 	p.poolFP = pools.next(p.poolFP, out.RemovedPools)
-	p.failures = 0
+	p.failures.Store(0)
 
 	res.Cards, res.Pools = len(snap.Cards), len(snap.Pools)
 	res.Changed = len(cards.changed) + len(pools.changed)
@@ -328,6 +346,12 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, in rules.Input, out 
 			meta.HistoryThrough, meta.HistoryAskedAt = daily.through, daily.askedAt
 		}
 		events := out.Events
+		if !meta.Unhealthy && p.failures.Load() >= int64(p.o.UnhealthyAfter) {
+			// The outage was declared while no write succeeded: its
+			// firing event is committed now, with its resolution below.
+			meta.Unhealthy, meta.UnhealthySince, meta.LastError = true, p.declared, p.lastErr
+			events = append(events, p.healthEvent(event.KindFiring, now, meta, p.unhealthySummary()))
+		}
 		if meta.Unhealthy {
 			events = append(events, p.healthEvent(event.KindResolved, now, meta, "provider "+p.o.Provider+" is answering again"))
 			meta.Unhealthy = false

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -34,21 +35,46 @@ var (
 
 // Store is the bbolt database. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db *db
 	// notifiers are those the ledger keeps events for (see SetNotifiers).
 	notifiers atomic.Pointer[[]string]
 }
 
-// Open opens or creates the database at path.
+// Open opens or creates the database at path and checks it (see Check): a
+// corrupt file is a *DamagedError naming the fix, never a panic.
 func Open(path string) (*Store, error) {
+	s, err := openDB(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Check(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openDB opens the database without checking its pages.
+func openDB(path string) (s *Store, err error) {
 	// A large initial mapping (address space, not memory) spares the commit
 	// of a big cycle the remaps of a growing file, each of which copies
 	// every node the transaction holds, and lets readers not block them.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, InitialMmapSize: 1 << 30})
+	// The timeout only matters when bbolt's own lock is held by a process
+	// that skipped LockDir: the data_dir lock turns away a second watcher first.
+	var bdb *bolt.DB
+	func() {
+		defer guard(path, &err)()
+		bdb, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, InitialMmapSize: 1 << 30})
+	}()
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		var dmg *DamagedError
+		if errors.As(err, &dmg) {
+			return nil, err
+		}
+		return nil, openError(path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	s = &Store{db: &db{DB: bdb, path: path}}
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketProviders, bucketOutbox, bucketDelivered, bucketSettled} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -57,10 +83,14 @@ func Open(path string) (*Store, error) {
 		return nil
 	})
 	if err != nil {
-		db.Close()
+		s.Close()
+		var dmg *DamagedError
+		if errors.As(err, &dmg) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return s, nil
 }
 
 // Close closes the database.
