@@ -92,14 +92,14 @@ func openLocal(ctx context.Context, cfg *config.Config, withBus bool) (c *apiCli
 	}()
 	st, err := store.Open(filepath.Join(cfg.DataDir, "simwatch.db"))
 	if err != nil {
-		return nil, err
+		return nil, withConfig(err, cfg.Path)
 	}
 	closers = append(closers, func() { _ = st.Close() })
 	o := api.Options{Store: st}
 	if withBus {
 		b, err := bus.Open(ctx, bus.Options{URL: cfg.NATS.URL, DataDir: cfg.DataDir})
 		if err != nil {
-			return nil, err
+			return nil, withConfig(err, cfg.Path)
 		}
 		closers = append(closers, b.Close)
 		o.DeadLetters = b

@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	set := o.Rules
 	w.loadedStamp = w.rulesStamp()
 	if set == nil {
-		if set, err = rules.LoadFiles(cfg.RuleFiles, rules.LoadOptions{Notifiers: cfg.NotifierNames()}); err != nil {
+		if set, err = loadRules(cfg); err != nil {
 			return nil, fmt.Errorf("rules:\n%w", err)
 		}
 	}

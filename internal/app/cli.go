@@ -90,7 +90,11 @@ func init() {
 			{name: "check", synopsis: "--config FILE", summary: "config and rules as the daemon loads them; every problem, or a summary",
 				run: configCheckCmd, flags: []flagSpec{configFlag}},
 		}},
-		// doctor (checks against the live environment) goes here.
+		{name: "doctor", synopsis: "--config FILE [--repair]", summary: "check the data_dir lock, the store and the bus; --repair salvages a damaged store (nothing is deleted)",
+			run: doctorCmd, flags: []flagSpec{
+				configFlag,
+				{name: "repair", def: false, usage: "salvage a damaged store into a fresh one and move damaged parts aside"},
+			}},
 		{name: "sim", synopsis: "[--listen ADDR] [--cards N] [--pools M]", summary: "the provider simulator on its own",
 			external: simCmd, also: simKeys, flags: []flagSpec{
 				{name: "listen", def: "127.0.0.1:9090", usage: "address to serve on, HOST:PORT", check: hostPort},
@@ -122,7 +126,7 @@ func init() {
 				flags: []flagSpec{{name: "json", def: false, usage: "print JSON"}}},
 		}},
 		{name: "query", synopsis: "--config FILE [--pools] [--json] 'EXPR'", summary: "cards (or pools) matching EXPR right now", external: queryCmd},
-		{name: "events", synopsis: "--config FILE [--rule R] [--iccid I]", summary: "the event history (30 days)", external: eventsCmd},
+		{name: "events", synopsis: "--config FILE [--rule R] [--kind K] [--since 2h] [--limit N]", summary: "the event history (30 days)", external: eventsCmd},
 		{name: "silence", summary: "mute events matching an expression for a while", external: silenceCmd, subs: []*command{
 			{name: "add", synopsis: "--config FILE --match EXPR --for D --comment C", summary: "silence what matches EXPR for D"},
 			{name: "list", synopsis: "--config FILE", summary: "the silences in force"},

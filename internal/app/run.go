@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,7 +15,6 @@ import (
 	"github.com/simwatch/simwatch/internal/api"
 	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/crash"
-	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -227,19 +225,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 // the reasons, and the running set stays; alert state of rules that keep
 // their name carries over.
 func (w *Watcher) Reload() error {
-	set, err := rules.LoadFiles(w.cfg.RuleFiles, rules.LoadOptions{Notifiers: w.cfg.NotifierNames()})
+	set, err := loadRules(w.cfg)
 	if err != nil {
 		w.log.Error("rules reload refused; the running rules stay", "err", err)
 		return err
-	}
-	for _, nc := range w.cfg.Notifiers {
-		for _, r := range nc.Rules {
-			if !slices.ContainsFunc(set.Rules, func(rule *rules.Rule) bool { return rule.Name == r }) {
-				err := fmt.Errorf("notifier %s acts on rule %q, which the new rules lack", nc.Name, r)
-				w.log.Error("rules reload refused; the running rules stay", "err", err)
-				return err
-			}
-		}
 	}
 	w.rules.Store(set)
 	w.log.Info("rules reloaded", "rules", len(set.Rules))
