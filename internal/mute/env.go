@@ -62,6 +62,10 @@ type Env struct {
 
 	Fields
 	helpers
+	// Metering is what the metering calls the compiler inserts reach (see
+	// rules.BudgetOptions), bound to meter; not names for matches.
+	rules.Metering
+	meter rules.Meter
 }
 
 // Fields are the card and pool fields, flattened at the top level of Env
@@ -307,6 +311,7 @@ func newEnv(e *event.Event, c *clock, n needs) *Env {
 		},
 		DaysUntil: c.daysUntil, HoursSince: c.hoursSince,
 	}
+	env.Metering = env.meter.Funcs()
 	return env
 }
 
@@ -323,16 +328,29 @@ type program struct {
 	needs needs
 }
 
-// run evaluates the program; an error or a panic is no match.
-func (p *program) run(env *Env) (ok bool) {
+// vmMemoryBudget is expr's own budget (ranges, arrays, maps it builds), as
+// for rules.
+const vmMemoryBudget = 100_000
+
+// run evaluates the program under the expression budget (see
+// rules.BudgetOptions); an error or a panic is no match. The error is
+// returned when it is the budget's (errors.Is(err, rules.ErrBudget)), so
+// that the caller can stop running the program; other errors (a field the
+// event does not have) are the event's alone, and nil.
+func (p *program) run(env *Env) (ok bool, budget error) {
 	defer func() {
-		if recover() != nil {
-			ok = false
+		if r := recover(); r != nil {
+			ok, budget = false, nil
 		}
 	}()
-	out, err := expr.Run(p.p, env)
+	env.meter.Reset(nil)
+	v := vm.VM{MemoryBudget: vmMemoryBudget}
+	out, err := v.Run(p.p, env)
+	if be := rules.IsBudget(err); be != nil {
+		return false, fmt.Errorf("%w (%v)", be, err)
+	}
 	b, _ := out.(bool)
-	return err == nil && b
+	return err == nil && b, nil
 }
 
 const maxNodes = 500
@@ -342,8 +360,9 @@ func compile(src string) (*program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("the expression is empty (true matches every event)")
 	}
-	p, err := expr.Compile(src, expr.Env(&Env{}), pct, expr.AsBool(), expr.MaxNodes(maxNodes),
-		expr.DisableBuiltin("now"), expr.DisableBuiltin("date"))
+	opts := append([]expr.Option{expr.Env(Env{}), pct, expr.AsBool(), expr.MaxNodes(maxNodes),
+		expr.DisableBuiltin("now"), expr.DisableBuiltin("date")}, rules.BudgetOptions()...)
+	p, err := expr.Compile(src, opts...)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -381,6 +400,9 @@ func compile(src string) (*program, error) {
 	if bad != nil {
 		return nil, bad
 	}
+	if fe := rules.CheckLoops(src); fe != nil {
+		return nil, fe
+	}
 	return prog, nil
 }
 
@@ -405,7 +427,7 @@ func exprNames(t reflect.Type) []string {
 			out = append(out, exprNames(f.Type)...)
 			continue
 		}
-		if name := f.Tag.Get("expr"); name != "" && name != "-" {
+		if name := f.Tag.Get("expr"); name != "" && name != "-" && !rules.IsMeteringName(name) {
 			out = append(out, name)
 		}
 	}
@@ -419,6 +441,9 @@ func hint(msg string) string {
 	m := unknownName.FindStringSubmatch(msg)
 	if m == nil {
 		return msg
+	}
+	if d := rules.DisabledBuiltin(m[1]); d != "" {
+		return msg + d
 	}
 	return hintFrom(msg, m[1], envNames)
 }

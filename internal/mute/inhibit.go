@@ -1,9 +1,12 @@
 package mute
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/config"
@@ -86,6 +89,7 @@ func (in *Inhibitor) SourcesAt(firing []event.Event, now time.Time) *SourceSet {
 	}
 	s.in = in
 	s.index = make([]map[string][]source, len(in.rules))
+	s.failed = make([]atomic.Bool, len(in.rules))
 	for i := range firing {
 		e := &firing[i]
 		if e.Kind != event.KindFiring {
@@ -93,10 +97,16 @@ func (in *Inhibitor) SourcesAt(firing []event.Event, now time.Time) *SourceSet {
 		}
 		var env *Env
 		for r, rule := range in.rules {
+			if s.failed[r].Load() {
+				continue
+			}
 			if env == nil {
 				env = newEnv(e, &s.clock, in.needs)
 			}
-			if !rule.source.run(env) {
+			if ok, budget := rule.source.run(env); budget != nil {
+				s.fail(r, "source_match", budget)
+				continue
+			} else if !ok {
 				continue
 			}
 			if s.index[r] == nil {
@@ -112,11 +122,38 @@ func (in *Inhibitor) SourcesAt(firing []event.Event, now time.Time) *SourceSet {
 
 // SourceSet is the inhibiting events of one moment, indexed by rule and
 // equal values. It is safe for concurrent use.
+//
+// Matches run under the expression budget (see rules.BudgetOptions): a
+// rule whose source_match or target_match goes over it inhibits nothing
+// for the rest of the set, and Errors reports it.
 type SourceSet struct {
-	in    *Inhibitor
-	clock clock
-	index []map[string][]source // per rule: equal values → sources
-	n     int
+	in     *Inhibitor
+	clock  clock
+	index  []map[string][]source // per rule: equal values → sources
+	n      int
+	failed []atomic.Bool // per rule: went over its budget
+	mu     sync.Mutex
+	errs   []error
+}
+
+// fail disables rule r for the rest of the set and records why, once.
+func (s *SourceSet) fail(r int, key string, err error) {
+	if s.failed[r].CompareAndSwap(false, true) {
+		s.mu.Lock()
+		s.errs = append(s.errs, fmt.Errorf("inhibit_rules[%d].%s inhibits nothing: %w", r, key, err))
+		s.mu.Unlock()
+	}
+}
+
+// Errors returns the rules that went over their budget (errors.Is(err,
+// rules.ErrBudget)), for the caller to log; nil when none did.
+func (s *SourceSet) Errors() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
 }
 
 type source struct {
@@ -141,14 +178,17 @@ func (s *SourceSet) Inhibited(target *event.Event) (by string) {
 	var env *Env
 	var alert string
 	for r, rule := range s.in.rules {
-		if len(s.index[r]) == 0 {
+		if len(s.index[r]) == 0 || s.failed[r].Load() {
 			continue
 		}
 		if env == nil {
 			env = newEnv(target, &s.clock, s.in.needs)
 			alert = target.AlertKey()
 		}
-		if !rule.target.run(env) {
+		if ok, budget := rule.target.run(env); budget != nil {
+			s.fail(r, "target_match", budget)
+			continue
+		} else if !ok {
 			continue
 		}
 		for _, src := range s.index[r][equalKey(target, rule.equal)] {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr/file"
@@ -30,7 +31,9 @@ func CheckMatch(match string) error {
 }
 
 // NewSilence makes a silence starting at now and lasting d. The match must
-// compile (see Env): a misspelt name is an error here.
+// compile (see Env): a misspelt name is an error here, and so are loops
+// over literal ranges that provably exceed the expression budget (see
+// rules.CheckLoops).
 func NewSilence(match, comment string, d time.Duration, now time.Time) (store.Silence, error) {
 	if _, err := compile(match); err != nil {
 		return store.Silence{}, fmt.Errorf("silence match: %w", err)
@@ -45,6 +48,11 @@ func NewSilence(match, comment string, d time.Duration, now time.Time) (store.Si
 
 // SilenceSet is the silences active at one instant, compiled once, for
 // matching many events. It is safe for concurrent use.
+//
+// Each match runs under the expression budget (see rules.BudgetOptions). A
+// silence whose match goes over it mutes nothing: it does not match that
+// event, nor any later one of the set, so that a hostile silence costs its
+// budget once per set rather than once per event.
 type SilenceSet struct {
 	clock    clock
 	needs    needs
@@ -52,8 +60,9 @@ type SilenceSet struct {
 }
 
 type compiledSilence struct {
-	id string
-	p  *program
+	id     string
+	p      *program
+	failed *atomic.Bool // went over its budget: skipped from then on
 }
 
 // Silences compiles the silences active at now, in order. A stored silence
@@ -68,7 +77,7 @@ func Silences(silences []store.Silence, now time.Time) *SilenceSet {
 		if err != nil {
 			continue
 		}
-		s.silences = append(s.silences, compiledSilence{sl.ID, p})
+		s.silences = append(s.silences, compiledSilence{sl.ID, p, new(atomic.Bool)})
 		s.needs = s.needs.or(p.needs)
 	}
 	return s
@@ -82,16 +91,37 @@ func (s *SilenceSet) Len() int {
 	return len(s.silences)
 }
 
-// Match returns the id of the first silence that matches e, or "".
+// Match returns the id of the first silence that matches e, or "". A
+// silence over its budget does not match; MatchErr reports it.
 func (s *SilenceSet) Match(e *event.Event) (id string) {
+	id, _ = s.MatchErr(e)
+	return id
+}
+
+// MatchErr is Match, and also returns, once per silence of the set, the
+// error of a silence whose match went over its budget
+// (errors.Is(err, rules.ErrBudget)), naming the silence, for the caller to
+// log: the silence mutes nothing from then on.
+func (s *SilenceSet) MatchErr(e *event.Event) (id string, err error) {
 	if s.Len() == 0 || e == nil {
-		return ""
+		return "", nil
 	}
 	env := newEnv(e, &s.clock, s.needs)
+	var errs []error
 	for _, sl := range s.silences {
-		if sl.p.run(env) {
-			return sl.id
+		if sl.failed.Load() {
+			continue
+		}
+		ok, budget := sl.p.run(env)
+		if budget != nil {
+			if sl.failed.CompareAndSwap(false, true) {
+				errs = append(errs, fmt.Errorf("silence %s mutes nothing: %w", sl.id, budget))
+			}
+			continue
+		}
+		if ok {
+			return sl.id, errors.Join(errs...)
 		}
 	}
-	return ""
+	return "", errors.Join(errs...)
 }

@@ -22,12 +22,16 @@ const RearmCycle = "cycle"
 // compileExpr compiles a boolean expression against an entity kind's
 // environment, bounded in size, with the non-deterministic builtins removed.
 func compileExpr(src, on string) (*vm.Program, *file.Error) {
-	var env any = &CardEnv{}
+	// The environment's type is given as a struct, not a pointer, so that
+	// the compiler reads fields by index (OpLoadField) rather than by name
+	// through reflection on every access; the VM runs it on *CardEnv.
+	var env any = CardEnv{}
 	if on == fleet.EntityPool {
-		env = &PoolEnv{}
+		env = PoolEnv{}
 	}
-	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.MaxNodes(maxNodes),
-		expr.DisableBuiltin("now"), expr.DisableBuiltin("date"))
+	opts := append([]expr.Option{expr.Env(env), expr.AsBool(), expr.MaxNodes(maxNodes),
+		expr.DisableBuiltin("now"), expr.DisableBuiltin("date")}, BudgetOptions()...)
+	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -49,6 +53,9 @@ func compileExpr(src, on string) (*vm.Program, *file.Error) {
 	})
 	if envErr != nil {
 		return nil, envErr
+	}
+	if fe := CheckLoops(src); fe != nil {
+		return nil, fe
 	}
 	return prog, nil
 }
@@ -163,6 +170,9 @@ func hint(msg, on string) string {
 	m := unknownName.FindStringSubmatch(msg)
 	if m == nil {
 		return msg
+	}
+	if d := DisabledBuiltin(m[1]); d != "" {
+		return msg + d
 	}
 	best := Closest(m[1], append(fieldNames(on), append([]string{"prev", "changed", "known", "pct"}, clockHelpers...)...))
 	if best == "" {

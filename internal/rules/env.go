@@ -15,6 +15,9 @@ type CardEnv struct {
 	fleet.Card
 	Prev fleet.Card `expr:"prev" doc:"|the card in the previous listing, e.g. prev.status (makes the rule a transition)"`
 	helpers
+	// Metering is what the metering calls the compiler inserts reach (see
+	// budget.go); not names for rules.
+	Metering
 }
 
 // PoolEnv is what a pool rule's expression sees.
@@ -22,6 +25,7 @@ type PoolEnv struct {
 	fleet.Pool
 	Prev fleet.Pool `expr:"prev" doc:"|the pool in the previous listing (makes the rule a transition)"`
 	helpers
+	Metering // see CardEnv
 }
 
 // helpers are functions rules call. They are fields, not expr.Functions, so

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -19,9 +20,6 @@ const (
 	// that the alert already notified in this billing cycle.
 	StateResolved = "resolved"
 )
-
-// vmMemoryBudget bounds what one evaluation may allocate.
-const vmMemoryBudget = 100_000
 
 // Alert is the persisted state of one active condition alert: a rule holding
 // for one entity. It lives in the store between cycles and across restarts.
@@ -75,6 +73,21 @@ type cycle struct {
 	pool  PoolEnv
 	usage usage
 	vm    vm.VM
+	// meter is the budget of the evaluation at hand (see budget.go); ctx
+	// ends the whole cycle (nil: never).
+	meter Meter
+	ctx   context.Context
+	// Per rule, by index in set.Rules: failed is why the rule went over
+	// its budget this cycle (it is then skipped for the rest of the cycle
+	// and its alerts held), clean that it evaluated without error at least
+	// once, steps what it spent over the cycle.
+	failed []error
+	clean  []bool
+	steps  []int
+	// stop is set when ctx ended: the cycle evaluates nothing more and its
+	// output must not be committed.
+	stop  error
+	polls int    // entities seen, to check ctx every so often
 	month string // the billing month, China time
 	// alerted holds the entities with an alert, so that the common case (a
 	// condition that does not hold for an entity without alerts) costs no
@@ -93,6 +106,9 @@ func (s *Set) newCycle(provider string, now time.Time, alerts map[string]*Alert)
 	}
 	c.usage.today = fleet.DayOf(now)
 	c.vm.MemoryBudget = vmMemoryBudget
+	c.card.Metering = c.meter.Funcs()
+	c.pool.Metering = c.card.Metering
+	c.failed, c.clean, c.steps = make([]error, len(s.Rules)), make([]bool, len(s.Rules)), make([]int, len(s.Rules))
 	c.month = now.In(fleet.ChinaTime).Format("2006-01")
 	c.card.helpers = newHelpers(now, func(f string) bool { return fieldChanged(cardFields, c.prevCard, c.curCard, f) },
 		func(f string) bool { return !c.curCard.Unknown.Has(fleet.CardField(f)) }, &c.usage)
@@ -212,9 +228,12 @@ func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 	}
 	c.usage.reset(entity, id, left)
 	removing := c.card.Removed || c.pool.Removed
-	for _, r := range c.set.Rules {
+	for i, r := range c.set.Rules {
 		if r.On != entity || (clockOnly && !r.clock) || r.removal != removing {
 			continue
+		}
+		if c.failed[i] != nil || c.stop != nil {
+			continue // over budget earlier in the cycle: its alerts are held (see finish)
 		}
 		if r.transition && !hasPrev {
 			continue // first sight or unchanged: no transition
@@ -224,9 +243,9 @@ func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 			continue
 		}
 		c.usage.unknown = false
-		out, err := c.vm.Run(r.program, env)
+		out, err := c.runMetered(i, r.program, env)
 		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("rule %s on %s %s: %w", r.Name, entity, id, err))
+			c.fail(i, r, entity, id, err)
 			continue
 		}
 		if c.usage.unknown {
@@ -265,7 +284,7 @@ func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 		case holds:
 			a.Values, a.ClearedAt = values(), time.Time{}
 			c.advance(r, a)
-		case a != nil && a.State == StateFiring && r.resolveWhen != nil && !c.run(r, r.resolveWhen, env, entity, id):
+		case a != nil && a.State == StateFiring && r.resolveWhen != nil && !c.run(i, r, r.resolveWhen, env, entity, id):
 			// Inside the hysteresis band: still firing.
 			a.Values = values()
 		case a != nil && a.State != StateResolved:
@@ -290,15 +309,71 @@ func (c *cycle) hold(r *Rule, entity, id string) {
 	}
 }
 
-// run evaluates a boolean program; an error counts as false and is reported.
-func (c *cycle) run(r *Rule, p *vm.Program, env any, entity, id string) bool {
-	out, err := c.vm.Run(p, env)
+// run evaluates a boolean program of rule i; an error counts as false and
+// is reported.
+func (c *cycle) run(i int, r *Rule, p *vm.Program, env any, entity, id string) bool {
+	out, err := c.runMetered(i, p, env)
 	if err != nil {
-		c.errs = append(c.errs, fmt.Errorf("rule %s on %s %s: %w", r.Name, entity, id, err))
+		c.fail(i, r, entity, id, err)
 		return false
 	}
 	b, _ := out.(bool)
 	return b
+}
+
+// runMetered runs a program of rule i under the budget, and accounts its
+// steps to the rule's budget for the cycle.
+func (c *cycle) runMetered(i int, p *vm.Program, env any) (any, error) {
+	c.meter.Reset(c.ctx)
+	out, err := c.vm.Run(p, env)
+	if n := c.meter.steps; n > 0 {
+		c.steps[i] += n
+		if err == nil && c.steps[i] > maxCycleSteps {
+			err = &BudgetError{Reason: fmt.Sprintf("more than %d steps over the cycle's entities", maxCycleSteps)}
+		}
+	}
+	if err == nil {
+		c.clean[i] = true
+	}
+	return out, err
+}
+
+// fail records an evaluation error of rule i on an entity. A rule over its
+// budget is not evaluated again this cycle: spending the budget again on
+// each of a million entities would stall the cycle. The context ending
+// stops the cycle. Any other error is the entity's alone.
+func (c *cycle) fail(i int, r *Rule, entity, id string, err error) {
+	switch {
+	case c.ctx != nil && c.ctx.Err() != nil:
+		if c.stop == nil {
+			c.stop = fmt.Errorf("rules: evaluation stopped: %w", c.ctx.Err())
+			c.errs = append(c.errs, c.stop)
+		}
+	case IsBudget(err) != nil:
+		err = budgetErr(err)
+		c.failed[i] = fmt.Errorf("on %s %s: %w", entity, id, IsBudget(err))
+		c.errs = append(c.errs, fmt.Errorf("rule %s (%s:%d) on %s %s, not evaluated for the rest of the cycle: %w", r.Name, r.File, r.Line, entity, id, err))
+	default:
+		c.errs = append(c.errs, fmt.Errorf("rule %s on %s %s: %w", r.Name, entity, id, err))
+	}
+}
+
+// stopped reports whether the cycle must stop: its context ended. It reads
+// the context only every 256 entities, as a cheap evaluation takes far less
+// than the context costs to check.
+func (c *cycle) stopped() bool {
+	if c.stop != nil {
+		return true
+	}
+	c.polls++
+	if c.ctx != nil && c.polls%256 == 1 {
+		if err := c.ctx.Err(); err != nil {
+			c.stop = fmt.Errorf("rules: evaluation stopped: %w", err)
+			c.errs = append(c.errs, c.stop)
+			return true
+		}
+	}
+	return false
 }
 
 // clear handles a condition that stopped holding: keep_firing_for holds a
@@ -383,17 +458,34 @@ func (c *cycle) gone(entity, id string) {
 // exist, and returns the cycle's events and the alerts to write: a nil value
 // means delete.
 func (c *cycle) finish() (events []event.Event, writes map[string]*Alert, errs []error) {
-	byName := make(map[string]*Rule, len(c.set.Rules))
-	for _, r := range c.set.Rules {
-		byName[r.Name] = r
+	if c.stop != nil {
+		// Stopped part way: nothing of it may be committed, so nothing
+		// more is decided.
+		return c.events, c.own, c.errs
 	}
+	byName := make(map[string]int, len(c.set.Rules))
+	for i, r := range c.set.Rules {
+		byName[r.Name] = i
+	}
+	c.ruleHealth(byName)
 	visit := func(key string) {
 		a := c.get(key)
 		if a == nil || c.touched[key] {
 			return
 		}
-		r := byName[a.Rule]
+		var r *Rule
+		i, ok := byName[a.Rule]
+		if ok {
+			r = c.set.Rules[i]
+		}
 		switch {
+		case a.Entity == EntityRule:
+			// A rule_failed alert of a rule no longer in the set: its
+			// rule was fixed by removing or renaming it.
+			c.endRuleFailed(a.EntityID, c.mut(key))
+		case r != nil && c.failed[i] != nil:
+			// The rule went over its budget this cycle: its alerts are
+			// held, as with an unknown value, neither advanced nor resolved.
 		case r == nil || r.transition || r.On != a.Entity || (a.State == StateResolved && a.Cycle != c.month):
 			// The rule was removed or changed kind, or a remembered
 			// notification's cycle is over: the record ends quietly.

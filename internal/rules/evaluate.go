@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
@@ -44,6 +45,9 @@ type HistoryKey struct{ Entity, ID string }
 
 // Input is everything one evaluation reads.
 type Input struct {
+	// Ctx stops the evaluation when it ends (a SIGTERM, a timeout): nil
+	// never does. Evaluate then returns promptly with Output.Stopped set.
+	Ctx      context.Context
 	Provider string
 	Now      time.Time
 	State    State
@@ -87,7 +91,13 @@ type Output struct {
 	// rules ran on unchanged entities.
 	Full, Clock bool
 	// Errors are rule evaluation failures: the rule counts as not holding.
+	// A rule over its budget (errors.Is(err, ErrBudget)) is reported once
+	// per cycle, and raises a rule_failed event (see RuleFailed).
 	Errors []error
+	// Stopped is set when Input.Ctx ended before the evaluation did: the
+	// output covers part of the listing only and must not be committed;
+	// the cycle fails.
+	Stopped error
 }
 
 // Apply moves the state on by an output that was committed.
@@ -134,6 +144,7 @@ func (s *Set) Evaluate(in Input) Output {
 		alerts = map[string]*Alert{}
 	}
 	c := s.newCycle(in.Provider, in.Now, alerts)
+	c.ctx = in.Ctx
 	c.usage.through = in.HistoryThrough
 	today := fleet.DayOf(in.Now)
 	c.usage.read = func(entity, id string) fleet.History {
@@ -179,6 +190,7 @@ func (s *Set) Evaluate(in Input) Output {
 			}
 		},
 		removed: &out.RemovedCards,
+		stopped: c.stopped,
 	})
 	poolUsed := fleet.PoolField("flow_used")
 	evaluateKind(in, &out, in.Pools, kind[fleet.Pool]{
@@ -193,8 +205,10 @@ func (s *Set) Evaluate(in Input) Output {
 			}
 		},
 		removed: &out.RemovedPools,
+		stopped: c.stopped,
 	})
 	out.Events, out.Alerts, out.Errors = c.finish()
+	out.Stopped = c.stop
 	return out
 }
 
@@ -207,6 +221,7 @@ type kind[T any] struct {
 	clock   bool               // some condition rule on the kind reads the clock
 	seen    func(prev, cur *T) // what a new or changed entity records
 	removed *[]string
+	stopped func() bool // the evaluation must stop (its context ended)
 }
 
 // evaluateKind walks one kind of entity of a listing: changed ones are
@@ -220,11 +235,17 @@ func evaluateKind[T any](in Input, out *Output, ch Changes[T], k kind[T]) {
 		}
 	}
 	for _, c := range ch.Changed {
+		if k.stopped() {
+			return
+		}
 		present(k.id(c.Cur))
 		k.seen(c.Prev, c.Cur)
 		k.eval(c.Prev, c.Cur)
 	}
 	for _, prev := range ch.Absent {
+		if k.stopped() {
+			return
+		}
 		id := k.id(prev)
 		out.Missing[EntityKey(k.entity, id)] = !missing(id)
 		if missing(id) {
@@ -234,6 +255,9 @@ func evaluateKind[T any](in Input, out *Output, ch Changes[T], k kind[T]) {
 	}
 	clock := out.Clock && k.clock
 	for _, cur := range ch.Same {
+		if k.stopped() {
+			return
+		}
 		present(k.id(cur))
 		if out.Full || clock {
 			k.same(cur, out.Full)

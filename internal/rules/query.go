@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -12,12 +13,19 @@ import (
 )
 
 // Query is an ad-hoc question over the latest snapshot ("which cards match
-// this right now?") in the rule language.
+// this right now?") in the rule language. Each match runs under the
+// expression budget (see budget.go); a query whose loops over literal
+// ranges provably exceed it is refused by NewQuery. It is not safe for
+// concurrent use.
 type Query struct {
 	on      string
 	program *vm.Program
 	reads   fleet.Unknown // fields read: an entity with one unknown does not match
 	cycle   *cycle
+	// err is the first budget or context error: every later match returns
+	// it at once, so a caller that goes on after an error does not spend
+	// the budget again on each entity.
+	err error
 }
 
 // NewQuery compiles expression src for entity kind on. Errors read like
@@ -45,6 +53,12 @@ func NewQuery(on, src string, now time.Time) (*Query, error) {
 	reads, _ := fieldReads(prog.Node(), on)
 	return &Query{on: on, program: prog, reads: reads, cycle: set.newCycle("", now, map[string]*Alert{})}, nil
 }
+
+// SetContext makes every later match fail once ctx ends (the client left,
+// the query's time is up), even in the middle of one evaluation: a match
+// then returns an error wrapping ctx.Err(). The caller should stop the
+// whole query at the first error a match returns.
+func (q *Query) SetContext(ctx context.Context) { q.cycle.ctx = ctx }
 
 // ReadHistory lets the query's usage helpers read history, as rules read
 // it: through is the last day the provider's daily data covers (0: none).
@@ -80,10 +94,26 @@ func (q *Query) MatchPool(p *fleet.Pool) (bool, error) {
 }
 
 func (q *Query) run(env any) (bool, error) {
+	if q.err != nil {
+		return false, q.err
+	}
+	if ctx := q.cycle.ctx; ctx != nil && ctx.Err() != nil {
+		q.err = fmt.Errorf("query stopped: %w", ctx.Err())
+		return false, q.err
+	}
 	q.cycle.usage.unknown = false
+	q.cycle.meter.Reset(q.cycle.ctx)
 	out, err := q.cycle.vm.Run(q.program, env)
 	if err != nil {
-		return false, err
+		switch ctx := q.cycle.ctx; {
+		case ctx != nil && ctx.Err() != nil:
+			q.err = fmt.Errorf("query stopped: %w", ctx.Err())
+		case IsBudget(err) != nil:
+			q.err = fmt.Errorf("query: %w", budgetErr(err))
+		default:
+			return false, err // this entity's alone (e.g. a nil field)
+		}
+		return false, q.err
 	}
 	if q.cycle.usage.unknown {
 		return false, nil // a helper had no figure: as a rule, no match
