@@ -45,11 +45,9 @@ func (s *Server) query(on string) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		// The rules engine may learn to stop inside one expression; use it
-		// when it has, without depending on it.
-		if c, ok := any(q).(interface{ SetContext(context.Context) }); ok {
-			c.SetContext(ctx)
-		}
+		// The context also stops an evaluation under way, not only the
+		// loop between entities.
+		q.SetContext(ctx)
 		// stop is checked before every entity: the callbacks' error ends
 		// the read transaction.
 		stop := func() error {
@@ -90,7 +88,11 @@ func (s *Server) query(on string) http.HandlerFunc {
 						if err != nil {
 							return err
 						}
-						if ok, err := q.MatchCard(&c); err == nil && ok {
+						ok, err := q.MatchCard(&c)
+						if err != nil && (errors.Is(err, rules.ErrBudget) || ctx.Err() != nil) {
+							return err // every later match would fail the same way
+						}
+						if err == nil && ok {
 							res.Count++
 							if len(res.Cards) < maxQueryResults {
 								res.Cards = append(res.Cards, c)
@@ -107,7 +109,11 @@ func (s *Server) query(on string) http.HandlerFunc {
 						if err := json.Unmarshal(enc, &p); err != nil {
 							return err
 						}
-						if ok, err := q.MatchPool(&p); err == nil && ok {
+						ok, err := q.MatchPool(&p)
+						if err != nil && (errors.Is(err, rules.ErrBudget) || ctx.Err() != nil) {
+							return err // every later match would fail the same way
+						}
+						if err == nil && ok {
 							res.Count++
 							if len(res.Pools) < maxQueryResults {
 								res.Pools = append(res.Pools, p)
@@ -152,6 +158,8 @@ func (s *Server) queryFailed(w http.ResponseWriter, ctx context.Context, err err
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("query took longer than %s; narrow it", d))
 	case errors.Is(err, context.Canceled):
 		// The client has gone.
+	case errors.Is(err, rules.ErrBudget):
+		writeError(w, http.StatusUnprocessableEntity, "the expression went over its budget: "+err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/simwatch/simwatch/internal/poll"
 	"github.com/simwatch/simwatch/internal/provider/gsl"
 	"github.com/simwatch/simwatch/internal/provider/linkcard"
+	"github.com/simwatch/simwatch/internal/redact"
 	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
@@ -50,6 +51,9 @@ type Options struct {
 	AckWait time.Duration
 	// HTTPClient is used for provider and webhook requests.
 	HTTPClient *http.Client
+	// Redact masks secrets in logs, events, dead letters and API answers;
+	// by default it holds every secret of the config.
+	Redact *redact.Redactor
 }
 
 // Watcher is a wired watcher.
@@ -67,7 +71,8 @@ type Watcher struct {
 	api         *api.Server
 	gsl         map[string]*gsl.Client // by provider name, for actions
 	loadedStamp string                 // the rule files as they were loaded
-	unlock      func() error           // releases the data_dir lock
+	redact      *redact.Redactor
+	unlock      func() error // releases the data_dir lock
 }
 
 type providerRun struct {
@@ -93,7 +98,11 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	if o.AckWait == 0 {
 		o.AckWait = cfg.NATS.AckWait.D()
 	}
-	w = &Watcher{cfg: cfg, o: o, log: o.Logger, gsl: map[string]*gsl.Client{}}
+	if o.Redact == nil {
+		o.Redact = redact.New(cfg.Secrets()...)
+	}
+	o.Logger = slog.New(o.Redact.Handler(o.Logger.Handler()))
+	w = &Watcher{cfg: cfg, o: o, log: o.Logger, redact: o.Redact, gsl: map[string]*gsl.Client{}}
 	set := o.Rules
 	w.loadedStamp = w.rulesStamp()
 	if set == nil {
@@ -133,7 +142,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	w.muter = &muter{store: w.store}
+	w.muter = &muter{store: w.store, log: w.log}
 	if inhibit.Len() > 0 {
 		w.muter.inhibit = inhibit
 	}
@@ -142,6 +151,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		if err != nil {
 			return nil, err
 		}
+		src = redactedSource{src, w.redact}
 		w.providers = append(w.providers, &providerRun{
 			name:     pc.Name,
 			interval: pc.Interval.D(),
@@ -278,7 +288,7 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 	}
 	wait, interval := nc.GroupWindows()
 	return notify.NewDispatcher(notify.Options{
-		Name: nc.Name, Notifier: n, Consumer: consumer, Ledger: w.store, DeadLetters: w.bus,
+		Name: nc.Name, Notifier: n, Consumer: consumer, Ledger: w.store, DeadLetters: redactedDeadLetters{w.bus, w.redact},
 		Mute:    w.muter.source,
 		GroupBy: nc.GroupBy, GroupWait: wait, GroupInterval: interval,
 		MaxDeliver: nc.MaxDeliver, MaxEvents: maxEvents,

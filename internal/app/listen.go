@@ -40,5 +40,5 @@ func (w *Watcher) apiHandler() http.Handler {
 		intervals[p.name] = p.interval
 	}
 	w.api.SetReadiness(api.Readiness{Intervals: intervals, Started: w.o.Now(), Now: w.o.Now})
-	return w.api.Handler()
+	return w.redact.Middleware(w.api.Handler())
 }

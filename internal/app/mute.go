@@ -1,6 +1,7 @@
 package app
 
 import (
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,11 @@ import (
 type muter struct {
 	store   *store.Store
 	inhibit *mute.Inhibitor // nil without inhibit rules
+	log     *slog.Logger
+
+	// reported holds the budget failures already logged: the sets are
+	// rebuilt every second, and each would report its failures again.
+	reported sync.Map
 
 	mu         sync.Mutex
 	stamp      string // the silences the set was compiled from
@@ -55,20 +61,35 @@ func (m *muter) source(now time.Time) (notify.Mutes, error) {
 		}
 		m.sources, m.sourcesAt = m.inhibit.SourcesAt(firing, now), now
 	}
-	return mutes{silences: m.silences, sources: m.sources}, nil
+	return mutes{silences: m.silences, sources: m.sources, report: m.report}, nil
+}
+
+// report logs, once, a silence or inhibit rule that went over its
+// expression budget: it matches nothing until it is fixed or expires.
+func (m *muter) report(err error) {
+	if err == nil || m.log == nil {
+		return
+	}
+	if _, seen := m.reported.LoadOrStore(err.Error(), true); !seen {
+		m.log.Error("a silence or inhibit rule went over its expression budget and matches nothing", "err", err)
+	}
 }
 
 type mutes struct {
 	silences *mute.SilenceSet
 	sources  *mute.SourceSet
+	report   func(error)
 }
 
 func (m mutes) Muted(e *event.Event) (silenced, inhibited string) {
-	if id := m.silences.Match(e); id != "" {
+	id, err := m.silences.MatchErr(e)
+	m.report(err)
+	if id != "" {
 		return id, ""
 	}
 	if m.sources != nil {
-		return "", m.sources.Inhibited(e)
+		inhibited = m.sources.Inhibited(e)
+		m.report(m.sources.Errors())
 	}
-	return "", ""
+	return "", inhibited
 }

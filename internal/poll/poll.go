@@ -139,7 +139,7 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	hold := p.confirmRemovals(ctx, cards)
 
 	t = time.Now()
-	in, out, err := p.evaluate(now, cards, pools, daily, hold)
+	in, out, err := p.evaluate(ctx, now, cards, pools, daily, hold)
 	res.Eval = time.Since(t)
 	if err != nil {
 		return res, fmt.Errorf("poll %s: evaluate: %w", p.o.Provider, err)
@@ -228,8 +228,8 @@ func (p *Poller) load() error {
 // or went missing, usage history, first IMEIs) in one read transaction and
 // runs rules.Evaluate.
 // Cards in hold are absent but not to be removed yet (see confirmRemovals).
-func (p *Poller) evaluate(now time.Time, cards diffed[fleet.Card], pools diffed[fleet.Pool], daily *dailyUsage, hold map[string]bool) (rules.Input, rules.Output, error) {
-	in := rules.Input{Provider: p.o.Provider, Now: now, State: p.state, SnapshotUsage: p.o.Daily == nil, ClockEvery: p.o.ClockEvery}
+func (p *Poller) evaluate(ctx context.Context, now time.Time, cards diffed[fleet.Card], pools diffed[fleet.Pool], daily *dailyUsage, hold map[string]bool) (rules.Input, rules.Output, error) {
+	in := rules.Input{Ctx: ctx, Provider: p.o.Provider, Now: now, State: p.state, SnapshotUsage: p.o.Daily == nil, ClockEvery: p.o.ClockEvery}
 	var out rules.Output
 	err := p.o.Store.View(func(tx *store.Tx) error {
 		pt, err := tx.Provider(p.o.Provider)
@@ -266,7 +266,9 @@ func (p *Poller) evaluate(now time.Time, cards diffed[fleet.Card], pools diffed[
 		}
 		in.FirstIMEI = pt.FirstIMEI
 		out = p.o.Rules().Evaluate(in)
-		return nil
+		// Stopped (the context ended mid-evaluation): a partial output
+		// must not be committed, so the cycle fails.
+		return out.Stopped
 	})
 	return in, out, err
 }
