@@ -7,7 +7,6 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"text/template"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/yamlread"
 )
 
 // Severities.
@@ -106,7 +106,8 @@ func LoadFiles(paths []string, o LoadOptions) (*Set, error) {
 	var all []*Rule
 	var problems Problems
 	for _, path := range paths {
-		src, err := os.ReadFile(path)
+		// A file over the limit is refused without being read whole.
+		src, err := yamlread.ReadFile(path, Limits.MaxBytes)
 		if err != nil {
 			problems = append(problems, Problem{File: path, Line: 1, Col: 1, Message: err.Error()})
 			continue

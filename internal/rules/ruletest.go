@@ -3,7 +3,6 @@ package rules
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/yamlread"
 )
 
 // A test file, run by `watcher rules test`, proves rules with a sequence of
@@ -96,8 +96,15 @@ var defaultTestStart = time.Date(2026, 11, 20, 4, 0, 0, 0, time.UTC)
 
 // RunTestFile runs the test cases in path against the rule files it names.
 func RunTestFile(path string) ([]TestResult, error) {
-	raw, err := os.ReadFile(path)
+	// Test files hold whole fleets' worth of cards, so they get four rule
+	// files' room, but the same bounds on depth and aliases.
+	lim := Limits
+	lim.MaxBytes *= 4
+	raw, err := yamlread.ReadFile(path, lim.MaxBytes)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := yamlread.Parse(path, raw, lim); err != nil {
 		return nil, err
 	}
 	var tf testFile
