@@ -111,7 +111,13 @@ func problemsOf(errs []*yamlread.Error) []Problem {
 
 // Limits bound each rule file: a rule file is reloaded while the daemon
 // runs, so a hostile one must fail to load, not take the daemon down.
-var Limits = yamlread.RuleLimits
+var Limits = func() yamlread.Limits {
+	l := yamlread.RuleLimits
+	// 1 MiB holds MaxRules rules of 200 bytes; parsing it costs ~120 MB
+	// at worst, where 4 MiB cost 400 MB.
+	l.MaxBytes = 1 << 20
+	return l
+}()
 
 func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
 	doc, err := yamlread.Parse(path, src, Limits)
@@ -120,6 +126,11 @@ func parseFile(path string, src []byte, o LoadOptions) ([]*Rule, []Problem) {
 	}
 	f := doc.File
 	docs, count, problems := decodeRules(path, doc)
+	if count > MaxRules {
+		// Refused before any rule is compiled: that is where the memory goes.
+		return nil, append(problems, Problem{File: path, Line: 1, Col: 1,
+			Message: fmt.Sprintf("%d rules, more than the limit of %d", count, MaxRules)})
+	}
 	var rules []*Rule
 	for i := range count {
 		d, ok := docs[i]

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -45,6 +46,39 @@ func TestLoadAliases(t *testing.T) {
 	require.Equal(t, map[string]string{"team": "fleet"}, set.Rules[1].Labels)
 }
 
+// manyRules is a rule file of n small rules, each with a broken expression.
+func manyRules(n int) string {
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: r%d, on: card, when: \"status == 1 &&\"}\n", i)
+	}
+	return b.String()
+}
+
+// TestProblemsListedAreBounded: a file of many bad rules is refused with
+// the first MaxProblemsShown problems and a count of the rest.
+func TestProblemsListedAreBounded(t *testing.T) {
+	_, err := Parse("r.yaml", []byte(manyRules(300)), LoadOptions{})
+	require.Error(t, err)
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, MaxProblemsShown+1)
+	require.Equal(t, "…and 200 more problems", lines[MaxProblemsShown])
+}
+
+// TestTooManyRulesRefusedBeforeCompiling: the count is checked on the
+// parsed file, before the costly part (compiling every rule).
+func TestTooManyRulesRefusedBeforeCompiling(t *testing.T) {
+	src := []byte(manyRules(MaxRules + 1))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := Parse("r.yaml", src, LoadOptions{})
+	runtime.ReadMemStats(&after)
+	require.ErrorContains(t, err, "r.yaml:1:1: 5001 rules, more than the limit of 5000")
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(100<<20), "bytes allocated")
+}
+
 func TestLoadBombs(t *testing.T) {
 	laughs := "x: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
 	prev := "a"
@@ -63,7 +97,7 @@ func TestLoadBombs(t *testing.T) {
 		{"100k [", "rules: " + strings.Repeat("[", 100_000), "r.yaml:1:71: nested deeper than the limit of 64 levels"},
 		{"100k {", "rules: " + strings.Repeat("{a: ", 100_000), "nested deeper than the limit of 64 levels"},
 		{"deep block indentation", deep.String(), "nested deeper than the limit of 64 levels"},
-		{"too big", "rules: []\n" + strings.Repeat("#", 4<<20), "r.yaml:1:1: file is 4194314 bytes, more than the limit of 4194304"},
+		{"too big", "rules: []\n" + strings.Repeat("#", 1<<20), "r.yaml:1:1: file is 1048586 bytes, more than the limit of 1048576"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

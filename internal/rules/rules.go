@@ -87,12 +87,25 @@ func (p Problem) Error() string {
 type Problems []Problem
 
 func (ps Problems) Error() string {
-	msgs := make([]string, len(ps))
-	for i, p := range ps {
+	shown := ps[:min(len(ps), MaxProblemsShown)]
+	msgs := make([]string, len(shown), len(shown)+1)
+	for i, p := range shown {
 		msgs[i] = p.Error()
+	}
+	if more := len(ps) - len(shown); more > 0 {
+		msgs = append(msgs, fmt.Sprintf("…and %d more problems", more))
 	}
 	return strings.Join(msgs, "\n")
 }
+
+// MaxProblemsShown bounds the problems an error lists: a file with
+// thousands of bad rules says so without a megabyte-long log line.
+const MaxProblemsShown = 100
+
+// MaxRules bounds a rule set: far above a fleet's real rules, and low
+// enough that loading a hostile file (each rule compiled, 16 KB or so)
+// stays within tens of megabytes.
+const MaxRules = 5000
 
 // LoadOptions tells the loader what else the rules may refer to.
 type LoadOptions struct {
@@ -115,6 +128,11 @@ func LoadFiles(paths []string, o LoadOptions) (*Set, error) {
 		rs, ps := parseFile(path, src, o)
 		all = append(all, rs...)
 		problems = append(problems, ps...)
+		if len(all) > MaxRules {
+			problems = append(problems, Problem{File: path, Line: 1, Col: 1,
+				Message: fmt.Sprintf("the rule files hold more than the limit of %d rules", MaxRules)})
+			return nil, problems
+		}
 	}
 	seen := map[string]*Rule{}
 	for _, r := range all {
