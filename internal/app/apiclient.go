@@ -194,6 +194,9 @@ func (c *apiClient) call(ctx context.Context, method, path string, in, out any) 
 }
 
 // newFlags is a command's flag set; its -h prints synopsis, then the flags.
+// A flag it cannot parse is printed here too, but dispatch holds the
+// command's stderr back and makes that a usage error (one line, exit 2), as
+// every other command's (see gatedExternal).
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -208,7 +211,7 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 // noArgs refuses arguments a command does not take.
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q (flags go before arguments)", fs.Name(), fs.Arg(0))
+		return usagef(fs.Name(), "unexpected argument %q (flags go before arguments)", fs.Arg(0))
 	}
 	return nil
 }

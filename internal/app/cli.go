@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -225,6 +226,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				}
 			}
 		}
+		if cmd.flags == nil {
+			return gatedExternal(ctx, path, cmd, args[1:], stdout, stderr)
+		}
 		return cmd.external(ctx, args[1:], stdout, stderr)
 	}
 	fs, pos, err := parseFlags(path, cmd.flags, rest)
@@ -236,6 +240,41 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return cmd.run(ctx, &call{cmd: path, fs: fs, args: pos, stdout: stdout, stderr: stderr})
+}
+
+// gatedExternal runs a command that parses its own flags (query, events,
+// silence, deadletter) the way the table's commands run: a missing or
+// unknown subcommand, and a flag it cannot parse, are usage errors (one line
+// and a pointer to --help, exit 2), not its whole usage text. Its stderr,
+// which only ever carries its usage text and flag errors, is held until it
+// returns: dropped for a usage error, passed on otherwise (--help).
+func gatedExternal(ctx context.Context, path string, cmd *command, args []string, stdout, stderr io.Writer) error {
+	if len(cmd.subs) > 0 {
+		switch {
+		case len(args) == 0:
+			return usagef(path, "missing subcommand (want %s)", strings.Join(commandNames(cmd.subs), ", "))
+		case isHelp(args[0]):
+		case findCommand(cmd.subs, args[0]) == nil:
+			return unknownCommand(path, args[0], cmd.subs)
+		default:
+			path += " " + args[0]
+		}
+	}
+	var held bytes.Buffer
+	err := cmd.external(ctx, args, stdout, &held)
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		return err
+	case errors.Is(err, flag.ErrHelp):
+		_, _ = held.WriteTo(stderr)
+		return err // exit 2, as these commands' --help always has
+	case err != nil && strings.HasPrefix(held.String(), err.Error()+"\n"):
+		// The flag package prints the error it returns, then the usage.
+		return usagef(path, "%s", err.Error())
+	}
+	_, _ = held.WriteTo(stderr)
+	return err
 }
 
 func isHelp(arg string) bool {
@@ -400,11 +439,18 @@ func runCmd(ctx context.Context, c *call) error {
 	}
 	defer w.Close()
 	once := c.boolean("once")
-	logStarted(log, w, once)
 	if once {
+		logStarted(log, w, once)
 		return w.RunOnce(ctx, c.dur("timeout"))
 	}
-	return w.Run(ctx)
+	// Bound before the start line: a port in use is a failed start, not
+	// an error after "simwatch started".
+	ln, err := w.listenHTTP()
+	if err != nil {
+		return err
+	}
+	logStarted(log, w, once)
+	return w.serve(ctx, ln)
 }
 
 // logStarted logs the one line that says what this process is: which

@@ -14,6 +14,7 @@ import (
 	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/config"
 	"github.com/simwatch/simwatch/internal/store"
+	"github.com/simwatch/simwatch/internal/yamlread"
 )
 
 // DoctorError says `watcher doctor` found problems it did not fix; each was
@@ -35,12 +36,21 @@ func (e *DoctorError) Error() string {
 // starts meanwhile.
 func Doctor(ctx context.Context, cfgPath string, repair bool, stdout io.Writer) error {
 	d := &doctor{out: stdout, now: time.Now}
-	cfg, err := config.Load(cfgPath)
+	cfg, unset, err := loadForDoctor(cfgPath)
 	if err != nil {
 		d.fail("config", "%v", err)
 		return d.result()
 	}
-	d.ok("config", "%s loads", cfgPath)
+	if len(unset) == 0 {
+		d.ok("config", "%s loads", cfgPath)
+	} else {
+		d.ok("config", "%s loads; unset environment variables were ignored for these checks (%s): the watcher needs them set to start",
+			cfgPath, strings.Join(unset, ", "))
+	}
+	if strings.Contains(cfg.DataDir, unsetMark) {
+		d.fail("data_dir", "data_dir %s uses an unset environment variable (%s): set it and run doctor again", cfg.DataDir, strings.Join(unset, ", "))
+		return d.result()
+	}
 
 	dir := cfg.DataDir
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
@@ -58,6 +68,49 @@ func Doctor(ctx context.Context, cfgPath string, repair bool, stdout io.Writer) 
 	d.checkStore(cfg, repair)
 	d.checkBus(ctx, cfg, repair)
 	return d.result()
+}
+
+// unsetMark is in what doctor puts in place of an unset ${VAR}; see loadForDoctor.
+const unsetMark = "unset.invalid"
+
+// loadForDoctor loads the config as the watcher does, except that an unset
+// ${VAR} does not refuse it: doctor needs no credentials, and an operator
+// fixing a broken start may not have them in this shell. Each unset variable
+// stands in as a placeholder, first a bare host name, then (should the
+// config refuse that, e.g. as a URL) an https URL; unset lists their names.
+func loadForDoctor(path string) (cfg *config.Config, unset []string, err error) {
+	raw, err := yamlread.ReadFile(path, yamlread.ConfigLimits.MaxBytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	for _, placeholder := range []string{unsetMark, "https://" + unsetMark + "/"} {
+		seen := map[string]bool{}
+		unset = unset[:0]
+		lookup := func(name string) (string, bool) {
+			if v, ok := os.LookupEnv(name); ok {
+				return v, true
+			}
+			if !seen[name] {
+				seen[name] = true
+				unset = append(unset, name)
+			}
+			return placeholder, true
+		}
+		var perr error
+		if cfg, perr = config.Parse(path, raw, lookup); perr == nil {
+			return cfg, unset, nil
+		}
+		if err == nil {
+			err = perr
+		}
+		if len(unset) == 0 {
+			break
+		}
+	}
+	if len(unset) > 0 {
+		err = fmt.Errorf("%w\n(unset environment variables %s were given the placeholder %q for this check)", err, strings.Join(unset, ", "), unsetMark)
+	}
+	return nil, unset, err
 }
 
 type doctor struct {
@@ -122,6 +175,10 @@ func (d *doctor) checkStore(cfg *config.Config, repair bool) {
 }
 
 func (d *doctor) checkBus(ctx context.Context, cfg *config.Config, repair bool) {
+	if strings.Contains(cfg.NATS.URL, unsetMark) {
+		d.fail("nats", "nats.url uses an unset environment variable: set it and run doctor again to check the server")
+		return
+	}
 	// Opening the bus is the check: the embedded server loads its store
 	// (or the external server answers) and the streams are found or made.
 	ctx, cancel := context.WithTimeout(ctx, 3*bus.StartTimeout)

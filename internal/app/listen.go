@@ -1,9 +1,12 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
@@ -11,6 +14,74 @@ import (
 )
 
 func listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+// listenHTTP binds http.listen (nil when it is off), refusing first what
+// checkListen refuses. Its error is one line naming the cause and the fix.
+func (w *Watcher) listenHTTP() (net.Listener, error) {
+	addr := w.cfg.HTTP.Listen
+	if addr == "" {
+		return nil, nil
+	}
+	if err := checkAddr(addr); err != nil {
+		return nil, err
+	}
+	if err := checkListen(w.cfg.HTTP); err != nil {
+		return nil, err
+	}
+	ln, err := listen(addr)
+	if err != nil {
+		return nil, listenError(addr, err)
+	}
+	return ln, nil
+}
+
+// checkAddr refuses an http.listen that is not HOST:PORT with a port
+// net.Listen takes, before the listen's own, less helpful, error.
+func checkAddr(addr string) error {
+	const fix = "want HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9090"
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		return fmt.Errorf("http.listen %q is not a valid address (%v): %s", addr, err, fix)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("http.listen %q is not a valid address (port %q is neither a number from 0 to 65535 nor a service name): %s", addr, port, fix)
+	}
+	return nil
+}
+
+// listenError says why http.listen could not be bound, and what to do.
+func listenError(addr string, err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("http.listen %s: another process listens on %s: stop it or change http.listen", addr, addr)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("http.listen %s: this user may not listen on that port (%v): use a port above 1023 or change http.listen", addr, unwrapOp(err))
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("http.listen %s: that address is not on this machine (%v): listen on one of its addresses (127.0.0.1, 0.0.0.0) or change http.listen", addr, unwrapOp(err))
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return fmt.Errorf("http.listen %s: its host cannot be resolved (%v): use an IP address or a resolvable name in http.listen", addr, dnsErr.Err)
+	}
+	return fmt.Errorf("http.listen %s cannot be bound (%v): change http.listen", addr, unwrapOp(err))
+}
+
+// unwrapOp is the cause of a net.OpError, without the address it repeats.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		var sys *os.SyscallError
+		if errors.As(op.Err, &sys) {
+			return sys.Err
+		}
+		return op.Err
+	}
+	return err
+}
 
 // checkListen refuses to serve the API beyond this machine without tokens:
 // without them anyone who reaches the port could read the fleet and change

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -166,15 +167,18 @@ func (w *Watcher) keepBus(ctx context.Context, every time.Duration) {
 // Run runs the daemon until ctx ends, then shuts down in order: pollers stop,
 // the relay drains what they committed, dispatchers finish their attempt.
 func (w *Watcher) Run(ctx context.Context) error {
+	ln, err := w.listenHTTP()
+	if err != nil {
+		return err
+	}
+	return w.serve(ctx, ln)
+}
+
+// serve is Run with http.listen already bound (ln; nil when it is off), so
+// that runCmd can refuse a port in use before it logs that it started.
+func (w *Watcher) serve(ctx context.Context, ln net.Listener) error {
 	var srv *http.Server
-	if addr := w.cfg.HTTP.Listen; addr != "" {
-		if err := checkListen(w.cfg.HTTP); err != nil {
-			return err
-		}
-		ln, err := listen(addr)
-		if err != nil {
-			return fmt.Errorf("http: %w", err)
-		}
+	if ln != nil {
 		// No WriteTimeout: queries end at their own deadline (api.DefaultQueryTimeout).
 		srv = &http.Server{Handler: w.apiHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() {

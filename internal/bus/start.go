@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,49 @@ func (e *StartError) Unwrap() error { return e.Err }
 // fixURL is what to do about an external server that cannot be used.
 const fixURL = "start that NATS server (with JetStream) or fix nats.url, or leave nats.url empty to use the embedded server"
 
+// fixBadURL is what to do about a nats.url that cannot be parsed.
+const fixBadURL = "fix nats.url (nats://host:4222, or several such URLs separated by commas; percent-encode special characters in a user or password), or leave it empty to use the embedded server"
+
+// checkURL parses each server of nats.url as the client does (a missing
+// scheme is nats://) and says what is wrong with the first that does not
+// parse. The error never quotes the URL: its userinfo may hold a password.
+func checkURL(raw string) error {
+	for i, p := range strings.Split(raw, ",") {
+		p = strings.TrimSpace(p)
+		where := ""
+		if strings.Contains(raw, ",") {
+			where = fmt.Sprintf("server %d: ", i+1)
+		}
+		if p == "" {
+			return fmt.Errorf("%sempty", where)
+		}
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p
+		}
+		u, err := url.Parse(p)
+		if err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // without the URL it quotes
+			}
+			var esc url.EscapeError
+			if errors.As(err, &esc) {
+				err = errors.New("a bad %-escape") // it quotes the escape, perhaps of a password
+			}
+			return fmt.Errorf("%s%w", where, err)
+		}
+		if u.Hostname() == "" {
+			return fmt.Errorf("%sno host", where)
+		}
+		if port := u.Port(); port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("%sport %s is not in 1..65535", where, port)
+			}
+		}
+	}
+	return nil
+}
+
 // startEmbedded runs the embedded server with JetStream storage under
 // DataDir/nats and connects to it in process.
 func (b *Bus) startEmbedded() error {
@@ -96,6 +140,9 @@ func (b *Bus) startEmbedded() error {
 // unbounded (MaxReconnects(-1)): once started, the watcher rides out outages.
 func (b *Bus) connect(ctx context.Context) error {
 	shown := RedactURL(b.o.URL)
+	if err := checkURL(b.o.URL); err != nil {
+		return &StartError{What: "nats.url " + shown + " is not a valid URL", Err: err, Fix: fixBadURL}
+	}
 	type result struct {
 		nc  *nats.Conn
 		err error

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -143,4 +144,31 @@ func openError(path string, err error) error {
 	// bbolt's own refusals: invalid or mismatched meta pages, a file too
 	// small or not a bbolt database.
 	return &DamagedError{Path: path, Err: err}
+}
+
+// minStoreSize is the size below which an existing store file cannot be a
+// bbolt database: two meta pages of the smallest page size simwatch writes
+// (every file bbolt creates has four pages of at least 4 KiB).
+const minStoreSize = 2 * 4096
+
+// statStore checks the store file before bbolt opens it. A missing file is a
+// first start (nil: bbolt creates it). A file cut short, even to nothing, is
+// a *DamagedError: bbolt would silently make a fresh, empty store of a
+// zero-length file and every alert, silence and delivery record would be
+// gone. A directory, or anything but a regular file, is named with the fix.
+func statStore(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return openError(path, err)
+	case fi.IsDir():
+		return fmt.Errorf("the store %s is a directory, not a database file: move it out of the data_dir (simwatch keeps its state in a file by that name), then start again for a fresh store", path)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("the store %s is not a regular file (%s): move it out of the data_dir, then start again for a fresh store", path, fi.Mode().Type())
+	case fi.Size() < minStoreSize:
+		return &DamagedError{Path: path, Err: fmt.Errorf("truncated: %d bytes, shorter than a bbolt file can be", fi.Size())}
+	}
+	return nil
 }

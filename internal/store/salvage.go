@@ -12,18 +12,36 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// CheckFile opens the database at path without creating it, checks every
-// page and closes it: nil when it is sound, a *DamagedError when it is not.
-// The caller must hold the data_dir lock (LockDir).
-func CheckFile(path string) error {
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("store %s: %w", path, err)
+// CheckFile opens the database at path read-only, without creating it or
+// anything in it, checks every page and closes it: nil when it is sound, a
+// *DamagedError when it is not. It never writes to the file: diagnosis must
+// not change what it diagnoses. The caller must hold the data_dir lock
+// (LockDir).
+func CheckFile(path string) (err error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("the store %s does not exist", path)
 	}
-	s, err := Open(path)
-	if err != nil {
+	if err := statStore(path); err != nil {
 		return err
 	}
-	return s.Close()
+	var bdb *bolt.DB
+	func() {
+		defer guard(path, &err)()
+		bdb, err = bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	}()
+	if err != nil {
+		var dmg *DamagedError
+		if errors.As(err, &dmg) {
+			return err
+		}
+		return openError(path, err)
+	}
+	s := &Store{db: &db{DB: bdb, path: path}}
+	err = s.Check()
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // SalvageReport says what Salvage kept and what it lost.
@@ -52,10 +70,14 @@ func Salvage(path string, now time.Time) (SalvageReport, error) {
 		return rep, fmt.Errorf("store: salvage into %s: %w", fresh, err)
 	}
 	var src *bolt.DB
-	func() {
-		defer guard(path, &err)()
-		src, err = bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	}()
+	if err = statStore(path); err == nil {
+		func() {
+			defer guard(path, &err)()
+			src, err = bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		}()
+	} else if dmg, ok := errors.AsType[*DamagedError](err); ok {
+		err = dmg.Err // a truncated file: nothing in it to copy
+	}
 	if err != nil {
 		rep.Lost = append(rep.Lost, fmt.Sprintf("the whole file (%v)", err))
 		err = nil

@@ -56,6 +56,9 @@ func Open(path string) (*Store, error) {
 
 // openDB opens the database without checking its pages.
 func openDB(path string) (s *Store, err error) {
+	if err := statStore(path); err != nil {
+		return nil, err
+	}
 	// A large initial mapping (address space, not memory) spares the commit
 	// of a big cycle the remaps of a growing file, each of which copies
 	// every node the transaction holds, and lets readers not block them.
@@ -66,6 +69,14 @@ func openDB(path string) (s *Store, err error) {
 		defer guard(path, &err)()
 		bdb, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, InitialMmapSize: 1 << 30})
 	}()
+	if err == nil {
+		// The file may have been cut to nothing between the stat above
+		// and the open: bbolt would have made a fresh store of it.
+		if err = statStore(path); err != nil {
+			bdb.Close()
+			return nil, err
+		}
+	}
 	if err != nil {
 		var dmg *DamagedError
 		if errors.As(err, &dmg) {
