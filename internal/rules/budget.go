@@ -107,6 +107,7 @@ type Metering struct {
 	PassStrs   func([]string) []string          `expr:"__mS"`
 	Join       func(a any, sep string) string   `expr:"__mjoin"`
 	Replace    func(s, old, repl string) string `expr:"__mreplace"`
+	Matches    func(s, pattern string) bool     `expr:"__mmatch"`
 }
 
 // Funcs returns the metering functions bound to m.
@@ -121,6 +122,7 @@ func (m *Meter) Funcs() Metering {
 		PassStrs:   func(v []string) []string { _, err := m.pass(v); m.must(err); return v },
 		Join:       func(a any, sep string) string { s, err := m.join(a, sep); m.must(err); return s },
 		Replace:    func(s, old, repl string) string { s, err := m.replace(s, old, repl); m.must(err); return s },
+		Matches:    func(s, pattern string) bool { ok, err := m.matches(s, pattern); m.must(err); return ok },
 	}
 }
 
@@ -134,7 +136,7 @@ func (m *Meter) must(err error) {
 
 // Reset starts a new evaluation under ctx (nil: none).
 func (m *Meter) Reset(ctx context.Context) {
-	m.ctx, m.steps, m.bytes = ctx, 0, 0
+	m.ctx, m.steps, m.bytes, m.start = ctx, 0, 0, time.Time{}
 }
 
 // Steps is how many steps the evaluation since Reset took.
@@ -144,12 +146,17 @@ func (m *Meter) Steps() int { return m.steps }
 // steps the context and the deadline. The wall time is measured from the
 // checkEvery-th step, so that the many evaluations that loop a little
 // (over a card's few tags) never read the clock.
-func (m *Meter) step() error {
-	m.steps++
+func (m *Meter) step() error { return m.charge(1) }
+
+// charge counts n steps: one for most operations, more for one whose cost
+// grows with its input (a regexp match).
+func (m *Meter) charge(n int) error {
+	before := m.steps
+	m.steps += n
 	switch {
 	case m.steps > MaxSteps:
 		return &BudgetError{Reason: fmt.Sprintf("more than %d steps", MaxSteps)}
-	case m.steps%checkEvery != 0:
+	case before/checkEvery == m.steps/checkEvery:
 		return nil
 	}
 	if m.ctx != nil {
@@ -157,7 +164,7 @@ func (m *Meter) step() error {
 			return fmt.Errorf("evaluation stopped: %w", err)
 		}
 	}
-	if m.steps == checkEvery {
+	if m.start.IsZero() {
 		m.start = time.Now()
 	} else if time.Since(m.start) > MaxWall {
 		return &BudgetError{Reason: fmt.Sprintf("ran longer than %v", MaxWall)}
@@ -209,15 +216,16 @@ func (m *Meter) grewString(n int) error {
 
 // Names of the metering functions (see Metering).
 const (
-	passBool    = "__mb"
-	passString  = "__ms"
-	passInt     = "__mi"
-	passFloat   = "__mf"
-	passAny     = "__ma"
-	passArray   = "__mA"
-	passStrs    = "__mS"
-	meteredJoin = "__mjoin"
-	meteredRepl = "__mreplace"
+	passBool     = "__mb"
+	passString   = "__ms"
+	passInt      = "__mi"
+	passFloat    = "__mf"
+	passAny      = "__ma"
+	passArray    = "__mA"
+	passStrs     = "__mS"
+	meteredJoin  = "__mjoin"
+	meteredRepl  = "__mreplace"
+	meteredMatch = "__mmatch"
 )
 
 // IsMeteringName reports whether name is one of Metering's, for listings
@@ -311,6 +319,10 @@ func (meterPatch) Visit(node *ast.Node) {
 			wrap(&n.Node)
 		}
 	case *ast.BinaryNode:
+		if n.Operator == "matches" {
+			ast.Patch(node, call(meteredMatch, n.Left, n.Right))
+			return
+		}
 		if n.Operator == "+" {
 			switch n.Type().Kind() {
 			case reflect.String, reflect.Slice, reflect.Array, reflect.Interface:
@@ -402,6 +414,26 @@ func CheckLoops(src string) *file.Error {
 	tree, err := parser.Parse(src)
 	if err != nil {
 		return nil // the compiler reported it
+	}
+	// A constant pattern is checked here: the metered match compiles it
+	// at run time, where expr would have refused it at compile time.
+	var bad *file.Error
+	ast.Find(tree.Node, func(n ast.Node) bool {
+		b, ok := n.(*ast.BinaryNode)
+		if !ok || b.Operator != "matches" || bad != nil {
+			return false
+		}
+		if pat, ok := b.Right.(*ast.StringNode); ok {
+			if err := regexpProblem(pat.Value); err != "" {
+				loc := pat.Location()
+				line, col := offsetPosition(src, loc.From)
+				bad = &file.Error{Location: loc, Line: line, Column: col, Message: err}
+			}
+		}
+		return false
+	})
+	if bad != nil {
+		return bad
 	}
 	lc := loopCheck{vars: map[string]int64{}}
 	total := lc.cost(tree.Node)

@@ -287,3 +287,21 @@ func TestMeteringKeepsTypes(t *testing.T) {
 	_, err := Parse("r.yaml", []byte("rules:\n  - {name: r, on: card, when: 'join(map(tags, {upper(#)}), \",\") contains \"A\"'}\n"), LoadOptions{})
 	require.NoError(t, err)
 }
+
+// TestRegexpPatternsCheckedAtLoad: the metered match compiles patterns at
+// run time, so a constant pattern that is invalid, or too large to match
+// within the budget, is refused when the rule loads.
+func TestRegexpPatternsCheckedAtLoad(t *testing.T) {
+	for _, tc := range []struct{ when, want string }{
+		{`iccid matches "["`, "missing closing ]"},
+		{`iccid matches "` + strings.Repeat("(?:.*){999}", 5) + `x"`, "too many to match within the budget"},
+		{`iccid matches "^8986"`, ""},
+	} {
+		_, err := Parse("r.yaml", []byte("rules:\n  - name: r\n    on: card\n    when: '"+tc.when+"'\n"), LoadOptions{})
+		if tc.want == "" {
+			require.NoError(t, err, tc.when)
+			continue
+		}
+		require.ErrorContains(t, err, tc.want, tc.when)
+	}
+}
