@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,8 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -157,19 +160,89 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // trailing data: a misspelt field silently ignored could widen a replay or
 // a silence.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return fmt.Errorf("body larger than %d bytes", tooBig.Limit)
 		}
 		return err
 	}
+	if err := exactKeys(body, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return errors.New("body has data after the JSON object")
 	}
 	return nil
+}
+
+// exactKeys refuses what encoding/json would take silently: a key given
+// twice (the last would win, so {"match":"rule==\"x\"","match":"true"}
+// reads as one thing and does another) and a key in another case than
+// v's field ("MATCH"), at the top level of the object.
+func exactKeys(body []byte, v any) error {
+	names := map[string]bool{}
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Struct {
+		for i := range t.NumField() {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+				names[name] = true
+			}
+		}
+	}
+	type frame struct {
+		object    bool
+		expectKey bool
+		keys      map[string]bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end, or malformed JSON, which Decode reports
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, &frame{object: tok == json.Delim('{'), expectKey: true, keys: map[string]bool{}})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].expectKey = true // the object or array was a value
+			}
+			continue
+		}
+		if top == nil || !top.object {
+			continue
+		}
+		if !top.expectKey {
+			top.expectKey = true // a scalar value
+			continue
+		}
+		key, _ := tok.(string)
+		if top.keys[key] {
+			return fmt.Errorf("key %q given twice", key)
+		}
+		top.keys[key] = true
+		top.expectKey = false
+		if len(stack) == 1 && len(names) > 0 && !names[key] {
+			return fmt.Errorf("unknown key %q (keys are case-sensitive)", key)
+		}
+	}
 }
 
 type alertView struct {

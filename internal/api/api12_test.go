@@ -369,6 +369,28 @@ func TestAPI12Readyz(t *testing.T) {
 		}
 	}
 
+	t.Run("a slow cycle counts from its commit", func(t *testing.T) {
+		// The cycle began 2m50s ago and committed now: a listing that takes
+		// most of the interval is not staleness (the hostile tester saw a
+		// healthy daemon flap between ready and not).
+		now := clock.now()
+		require.NoError(t, st.Update(func(tx *store.Tx) error {
+			pt, err := tx.Provider("hw")
+			if err != nil {
+				return err
+			}
+			m, err := pt.Meta()
+			if err != nil {
+				return err
+			}
+			m.LastSuccess, m.Committed = now.Add(-2*time.Minute-50*time.Second), now
+			return pt.PutMeta(m)
+		}))
+		clock.add(time.Minute)
+		_, body := ready()
+		require.NotContains(t, body, "provider hw")
+	})
+
 	t.Run("store not writable", func(t *testing.T) {
 		srv := New(Options{Store: openStore(t)})
 		srv.probeStore = failingProbe{}

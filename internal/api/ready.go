@@ -91,6 +91,9 @@ func (s *Server) notReady() []string {
 					return err
 				}
 				last[name] = m.LastSuccess
+				if m.Committed.After(m.LastSuccess) {
+					last[name] = m.Committed
+				}
 			}
 			return nil
 		})

@@ -363,7 +363,7 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, in rules.Input, out 
 		}
 		n = len(events)
 		meta.Cycles++
-		meta.LastSuccess = now
+		meta.LastSuccess, meta.Committed = now, p.o.Now()
 		meta.Failures = 0
 		meta.LastError = ""
 		meta.RulesHash, meta.LastClockEval = out.RulesHash, out.ClockEval

@@ -276,7 +276,10 @@ func (p *ProviderTx) PutAlert(key string, a *rules.Alert) error {
 // Meta is what the store remembers about a provider's cycles.
 type Meta struct {
 	Cycles      uint64    `json:"cycles"`       // successful cycles committed
-	LastSuccess time.Time `json:"last_success"` // time of the last committed cycle
+	LastSuccess time.Time `json:"last_success"` // time of the last committed cycle (when it began)
+	// Committed is when that cycle committed: readiness counts from it, as
+	// a slow listing would otherwise make a healthy watcher look stale.
+	Committed time.Time `json:"committed,omitzero"`
 	LastFailure time.Time `json:"last_failure,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Failures    int       `json:"failures"`  // failed cycles in a row
