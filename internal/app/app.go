@@ -231,11 +231,11 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 		n = console.New(w.o.Stdout)
 	case config.NotifierWebhook:
 		n = webhook.New(webhook.Options{Name: nc.Name, URL: nc.URL, Secret: nc.Secret.Reveal(), Format: nc.Format,
-			ExternalURL: w.cfg.HTTP.ExternalURL, Timeout: nc.Timeout.D(), Client: w.o.HTTPClient, Now: w.o.Now})
+			ExternalURL: w.cfg.HTTP.ExternalURL, Timeout: nc.Timeout.D(), Client: w.o.HTTPClient, Now: w.o.Now, Redact: w.redact})
 	case config.NotifierSlack:
 		s, err := slack.New(slack.Options{Name: nc.Name, Token: nc.Token.Reveal(), Channel: nc.Channel, APIURL: nc.APIURL,
 			WebhookURL: nc.URL, StatusURL: w.cfg.HTTP.ExternalURL, Timeout: nc.Timeout.D(), Client: w.o.HTTPClient,
-			Threads: w.store, Now: w.o.Now, Log: w.log.With("notifier", nc.Name)})
+			Threads: w.store, Now: w.o.Now, Log: w.log.With("notifier", nc.Name), Redact: w.redact})
 		if err != nil {
 			return nil, fmt.Errorf("notifier %s: %w", nc.Name, err)
 		}

@@ -263,7 +263,7 @@ func Parse(path string, raw []byte, lookup func(string) (string, bool)) (*Config
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	x := expander{lookup: lookup, written: map[string]string{}}
-	dec := yamlread.Decoder{File: path, Doc: doc, Expand: x.expand}
+	dec := yamlread.Decoder{File: path, Doc: doc, Expand: x.expand, MaxProblems: MaxProblems, MaxList: MaxListItems}
 	var c Config
 	if doc.Body != nil {
 		dec.Decode(doc.Body, &c, "")
@@ -271,15 +271,21 @@ func Parse(path string, raw []byte, lookup func(string) (string, bool)) (*Config
 	c.Path = path
 	c.setDefaults()
 	problems := dec.Problems
+	more := dec.Stopped // decoding stopped early: an unknown number more
 	bad := map[string]bool{}
 	for _, p := range problems {
 		if p.UnknownKey == "" {
 			bad[p.Field] = true
 		}
 	}
+	extra := 0
 	for _, e := range c.validate() {
 		if decodeFailed(bad, e.field) {
 			continue // already reported: the value did not decode
+		}
+		if len(problems) >= MaxProblems {
+			extra++ // counted, not placed: finding a line costs a walk of the file
+			continue
 		}
 		line, col := position(doc.File, e.path)
 		problems = append(problems, &yamlread.Error{File: path, Line: line, Col: col, Field: e.field, Message: e.msg})
@@ -290,12 +296,31 @@ func Parse(path string, raw []byte, lookup func(string) (string, bool)) (*Config
 	slices.SortStableFunc(problems, func(a, b *yamlread.Error) int {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
 	})
-	msgs := make([]string, len(problems))
+	if len(problems) > MaxProblems {
+		extra += len(problems) - MaxProblems
+		problems = problems[:MaxProblems]
+	}
+	msgs := make([]string, len(problems), len(problems)+1)
 	for i, p := range problems {
-		msgs[i] = "config: " + x.asWritten(p.Error())
+		msgs[i] = "config: " + x.mask(x.asWritten(p.Error()))
+	}
+	switch {
+	case more:
+		msgs = append(msgs, fmt.Sprintf("config: %s: …and more problems (stopped after %d)", path, MaxProblems))
+	case extra > 0:
+		msgs = append(msgs, fmt.Sprintf("config: %s: …and %d more problems", path, extra))
 	}
 	return nil, errors.New(strings.Join(msgs, "\n"))
 }
+
+// MaxProblems is how many problems one config error lists; past it,
+// decoding stops and the error ends with how many more there were.
+const MaxProblems = 100
+
+// MaxListItems bounds every list in the config (rule_files, providers,
+// notifiers, http.tokens, inhibit_rules, ...): far above a real fleet's,
+// far below what makes a check slow.
+const MaxListItems = 1000
 
 // decodeFailed reports whether field, a field it is part of, or a field
 // of it did not decode, so that validation does not report the zero value

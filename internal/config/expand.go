@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -42,6 +43,7 @@ func markRefs(path string, raw []byte) ([]byte, error) {
 type expander struct {
 	lookup  func(string) (string, bool)
 	written map[string]string // quoted expanded value -> quoted value as written
+	values  map[string]string // variable name -> its value, for mask
 }
 
 func (x *expander) expand(s string) (string, error) {
@@ -54,6 +56,11 @@ func (x *expander) expand(s string) (string, error) {
 		v, ok := x.lookup(name)
 		if !ok {
 			unset = append(unset, name)
+		} else {
+			if x.values == nil {
+				x.values = map[string]string{}
+			}
+			x.values[name] = v
 		}
 		return v
 	})
@@ -70,6 +77,53 @@ func (x *expander) asWritten(msg string) string {
 		msg = strings.ReplaceAll(msg, expanded, written)
 	}
 	return msg
+}
+
+// minMask is the shortest text mask replaces: shorter values (and fields
+// of values) would garble every message and hide nothing.
+const minMask = 4
+
+// mask replaces, in a final message, every expanded value in any form a
+// check may have quoted it (as is, trimmed of spaces and quotes, each of
+// its lines and whitespace-separated fields) with its ${NAME}: a message
+// from a parser or an expression compiler quotes what it was given, which
+// asWritten cannot map back.
+func (x *expander) mask(msg string) string {
+	type form struct{ text, name string }
+	var forms []form
+	names := make([]string, 0, len(x.values))
+	for name := range x.values {
+		names = append(names, name)
+	}
+	slices.Sort(names) // deterministic when two values share a form
+	for _, name := range names {
+		v := x.values[name]
+		cands := []string{v, strings.TrimSpace(v), strings.Trim(v, " \t\r\n'\""), strconv.Quote(v)}
+		for _, l := range strings.Split(v, "\n") {
+			cands = append(cands, l, strings.TrimSpace(l), strings.Trim(l, " \t\r'\""))
+		}
+		for _, f := range strings.Fields(v) {
+			cands = append(cands, f, strings.Trim(f, "'\""))
+		}
+		for _, c := range cands {
+			if len(c) >= minMask {
+				forms = append(forms, form{c, "${" + name + "}"})
+			}
+		}
+	}
+	if len(forms) == 0 {
+		return msg
+	}
+	slices.SortStableFunc(forms, func(a, b form) int { return len(b.text) - len(a.text) })
+	pairs := make([]string, 0, 2*len(forms))
+	seen := map[string]bool{}
+	for _, f := range forms {
+		if !seen[f.text] {
+			seen[f.text] = true
+			pairs = append(pairs, f.text, f.name)
+		}
+	}
+	return strings.NewReplacer(pairs...).Replace(msg)
 }
 
 func unmark(s string) string {

@@ -48,7 +48,9 @@ func urlSecrets(raw string) []string {
 	}
 	var out []string
 	if pw, ok := u.User.Password(); ok {
-		out = append(out, pw, u.User.String())
+		// Basic auth sends base64("user:password") of the decoded parts;
+		// the redactor adds the base64 form of each secret.
+		out = append(out, pw, u.User.Username()+":"+pw, u.User.String())
 	}
 	if strings.HasSuffix(u.Hostname(), "hooks.slack.com") {
 		out = append(out, strings.Trim(u.Path, "/"), u.EscapedPath())

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -215,6 +218,16 @@ func (c *Config) validate() []fieldError {
 			add(path+".role", field+".role", "role must be %s or %s, not %q", RoleRead, RoleAdmin, t.Role)
 		}
 	}
+	if c.HTTP.Listen != "" {
+		if msg := checkListen(c.HTTP.Listen); msg != "" {
+			add("$.http.listen", "http.listen", "%s", msg)
+		}
+	}
+	if c.NATS.URL != "" {
+		if msg := checkNATSURL(c.NATS.URL); msg != "" {
+			add("$.nats.url", "nats.url", "%s", msg)
+		}
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -227,6 +240,96 @@ func (c *Config) validate() []fieldError {
 	}
 	errs = append(errs, c.validateInhibitRules()...)
 	return errs
+}
+
+// checkListen returns what is wrong with a listen address, as net.Listen
+// would refuse it at start, or "".
+func checkListen(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Sprintf("%s (want host:port, e.g. 127.0.0.1:9090)", ae.Err)
+		}
+		return "not host:port (e.g. 127.0.0.1:9090)"
+	}
+	if port == "" {
+		return "missing port (want host:port, e.g. 127.0.0.1:9090; port 0 picks a free one)"
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return fmt.Sprintf("port %d is out of range (1 to 65535, or 0 for a free one)", n)
+		}
+		return ""
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Sprintf("port %q is not a number from 0 to 65535 nor a known service", port)
+	}
+	return ""
+}
+
+// natsSchemes are the schemes the NATS client dials.
+var natsSchemes = []string{"nats", "tls", "ws", "wss"}
+
+// checkNATSURL returns what is wrong with nats.url (one or more
+// comma-separated server URLs), as the NATS client would refuse it at
+// start, or "". The message never shows the URL: its userinfo may hold a
+// password.
+func checkNATSURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		which := "the URL"
+		if len(parts) > 1 {
+			which = fmt.Sprintf("server %d of %d", i+1, len(parts))
+		}
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return which + " is empty"
+		}
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p // the client reads host:port as a nats URL
+		}
+		u, err := url.Parse(p)
+		if err != nil {
+			return fmt.Sprintf("%s does not parse (%s; %s; the rest is not shown, as it may hold a password)", which, schemeOf(p), urlProblem(err))
+		}
+		if !slices.Contains(natsSchemes, u.Scheme) {
+			return fmt.Sprintf("%s has %s (want nats, tls, ws or wss; the rest is not shown, as it may hold a password)", which, schemeOf(p))
+		}
+		if u.Host == "" || u.Hostname() == "" {
+			return fmt.Sprintf("%s has no host (want e.g. nats://127.0.0.1:4222)", which)
+		}
+		if port := u.Port(); port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return fmt.Sprintf("%s has a port out of range (1 to 65535)", which)
+			}
+		} else if strings.HasSuffix(u.Host, ":") {
+			return fmt.Sprintf("%s has an empty port", which)
+		}
+	}
+	return ""
+}
+
+// urlProblem describes a url.Parse error without its input.
+func urlProblem(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "userinfo"):
+		return "invalid characters in the user or password: escape them (%40 for @, %2F for /)"
+	case strings.Contains(msg, "port"):
+		return "invalid port"
+	case strings.Contains(msg, "escape"):
+		return "invalid %-escape"
+	case strings.Contains(msg, "control character"):
+		return "a control character"
+	case strings.Contains(msg, "host"):
+		return "invalid host"
+	}
+	return "malformed"
 }
 
 // GroupField reports whether an event field can be grouped by.

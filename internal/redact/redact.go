@@ -33,7 +33,8 @@ type Redactor struct {
 }
 
 // New returns a redactor for secrets. Empty and very short values are
-// ignored.
+// ignored: by design, a secret shorter than 4 bytes (minLen), and any form
+// of a secret that comes out shorter, is never masked.
 func New(secrets ...string) *Redactor {
 	var forms []string
 	for _, s := range secrets {

@@ -279,7 +279,7 @@ type Meta struct {
 	LastSuccess time.Time `json:"last_success"` // time of the last committed cycle (when it began)
 	// Committed is when that cycle committed: readiness counts from it, as
 	// a slow listing would otherwise make a healthy watcher look stale.
-	Committed time.Time `json:"committed,omitzero"`
+	Committed   time.Time `json:"committed,omitzero"`
 	LastFailure time.Time `json:"last_failure,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	Failures    int       `json:"failures"`  // failed cycles in a row

@@ -28,6 +28,14 @@ type Decoder struct {
 	Expand func(s string) (string, error)
 	// Problems collects what went wrong, in document order.
 	Problems []*Error
+	// MaxProblems, when positive, stops decoding once that many problems
+	// are collected, so that a hostile document costs little time and
+	// memory; Stopped then reports that there may be more.
+	MaxProblems int
+	Stopped     bool
+	// MaxList, when positive, bounds every list: a longer one is a problem
+	// and is not decoded.
+	MaxList int
 }
 
 // Decode decodes n into dst, a pointer; field names n in messages ("" for
@@ -38,6 +46,10 @@ func (d *Decoder) Decode(n ast.Node, dst any, field string) {
 
 // Problem records a problem at n.
 func (d *Decoder) Problem(n ast.Node, field, format string, args ...any) {
+	if d.full() {
+		d.Stopped = true
+		return
+	}
 	e := &Error{File: d.File, Field: field, Message: fmt.Sprintf(format, args...)}
 	if n != nil && n.GetToken() != nil {
 		e.Line, e.Col = n.GetToken().Position.Line, n.GetToken().Position.Column
@@ -67,7 +79,16 @@ func (d *Decoder) Resolve(n ast.Node) ast.Node {
 
 var unmarshalerType = reflect.TypeFor[Unmarshaler]()
 
+// full reports whether MaxProblems problems are collected.
+func (d *Decoder) full() bool {
+	return d.MaxProblems > 0 && len(d.Problems) >= d.MaxProblems
+}
+
 func (d *Decoder) decode(written ast.Node, v reflect.Value, field string) {
+	if d.full() {
+		d.Stopped = true
+		return
+	}
 	n := d.Resolve(written)
 	if n == nil || n.Type() == ast.NullType {
 		return // absent: the zero value, as yaml.Unmarshal leaves it
@@ -132,6 +153,10 @@ func (d *Decoder) decode(written ast.Node, v reflect.Value, field string) {
 			d.Problem(written, field, "want a list, not %s", kind(n))
 			return
 		}
+		if d.MaxList > 0 && len(seq.Values) > d.MaxList {
+			d.Problem(written, field, "a list of %d items, more than the limit of %d", len(seq.Values), d.MaxList)
+			return
+		}
 		s := reflect.MakeSlice(v.Type(), len(seq.Values), len(seq.Values))
 		for i, item := range seq.Values {
 			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", field, i))
@@ -167,6 +192,10 @@ func (d *Decoder) structure(written, n ast.Node, v reflect.Value, field string) 
 	d.mapping(written, n, field, func(key string, kn, vn ast.Node) {
 		i, ok := index[key]
 		if !ok {
+			if d.full() {
+				d.Stopped = true
+				return
+			}
 			d.Problem(kn, field, "%s", unknownKey(key, keys))
 			d.Problems[len(d.Problems)-1].UnknownKey = key
 			return
@@ -208,6 +237,10 @@ func (d *Decoder) mapping(written, n ast.Node, field string, f func(key string, 
 		d.mapping(p.Value, src, field, f)
 	}
 	for _, p := range pairs {
+		if d.full() {
+			d.Stopped = true
+			return
+		}
 		if p.Key.Type() == ast.MergeKeyType {
 			continue
 		}
@@ -290,13 +323,14 @@ func join(field, key string) string {
 	return field + "." + key
 }
 
-// plainKey is what a key must look like to be quoted in a message: a key
-// that does not may be a secret typed where a key was meant (`{sk abc}`).
-var plainKey = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+// plainKey is what a key must look like to be quoted in a message: the
+// shape of the keys simwatch knows. Anything else may be a secret typed
+// where a key was meant (`{ak: X, SECRET}`), so it is not shown.
+var plainKey = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 
 func unknownKey(key string, known []string) string {
 	if !plainKey.MatchString(key) {
-		return fmt.Sprintf("unknown key (not shown; known keys: %s)", strings.Join(known, ", "))
+		return fmt.Sprintf("unknown key (not shown, as it may be a secret; known keys: %s)", strings.Join(known, ", "))
 	}
 	best, bestD := "", 3
 	for _, k := range known {

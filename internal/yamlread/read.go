@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -21,13 +22,19 @@ type Limits struct {
 	MaxBytes int // file size
 	MaxDepth int // nesting of mappings and sequences
 	MaxNodes int // nodes that expanding aliases adds
+	// MaxKeys bounds the keys of one block mapping, which the parser
+	// handles in time and memory growing with their square.
+	MaxKeys int
+	// MaxEntries bounds the items of one block list and the entries of one
+	// flow collection.
+	MaxEntries int
 }
 
 // Default limits: far above any real config or rule file, far below what
 // hurts a daemon.
 var (
-	ConfigLimits = Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxNodes: 10_000}
-	RuleLimits   = Limits{MaxBytes: 4 << 20, MaxDepth: 64, MaxNodes: 10_000}
+	ConfigLimits = Limits{MaxBytes: 1 << 20, MaxDepth: 64, MaxNodes: 10_000, MaxKeys: 1000, MaxEntries: 10_000}
+	RuleLimits   = Limits{MaxBytes: 4 << 20, MaxDepth: 64, MaxNodes: 10_000, MaxKeys: 1000, MaxEntries: 100_000}
 )
 
 // Error is a problem at a place in a file. Message never quotes a value:
@@ -91,7 +98,11 @@ func Parse(name string, src []byte, lim Limits) (*Doc, error) {
 	}
 	// The parser recurses once per level and dies on deep input, so depth
 	// is checked on the text first.
-	if d, line, col := scanDepth(src, lim.MaxDepth); line > 0 {
+	if d, line, col, tooMany := scanDepth(src, lim.MaxDepth, lim.MaxKeys, lim.MaxEntries); tooMany == "keys" {
+		return nil, &Error{File: name, Line: line, Col: col, Message: fmt.Sprintf("a mapping with more than the limit of %d keys", lim.MaxKeys)}
+	} else if tooMany != "" {
+		return nil, &Error{File: name, Line: line, Col: col, Message: fmt.Sprintf("a list or mapping with more than the limit of %d entries", lim.MaxEntries)}
+	} else if line > 0 {
 		return nil, &Error{File: name, Line: line, Col: col, Message: fmt.Sprintf("nested deeper than the limit of %d levels", lim.MaxDepth)}
 	} else if d > lim.MaxDepth {
 		return nil, &Error{File: name, Message: fmt.Sprintf("nested deeper than the limit of %d levels", lim.MaxDepth)}
@@ -118,16 +129,28 @@ func Parse(name string, src []byte, lim Limits) (*Doc, error) {
 }
 
 // syntaxError keeps the parser's message and position but not its source
-// snippet: the snippet may show a secret written in the file.
+// snippet, nor any source text the message quotes (`invalid header option:
+// "…"`, `unknown YAML version "…"`): either may show a secret written in
+// the file.
 func syntaxError(name string, err error) error {
 	var ye yaml.Error
 	if errors.As(err, &ye) && ye.GetToken() != nil {
 		pos := ye.GetToken().Position
 		msg, _, _ := strings.Cut(ye.GetMessage(), "\n")
-		return &Error{File: name, Line: pos.Line, Col: pos.Column, Message: "YAML: " + msg}
+		return &Error{File: name, Line: pos.Line, Col: pos.Column, Message: "YAML: " + unquote(msg)}
 	}
 	msg, _, _ := strings.Cut(err.Error(), "\n")
-	return &Error{File: name, Message: "YAML: " + msg}
+	return &Error{File: name, Message: "YAML: " + unquote(msg)}
+}
+
+// quoted matches the quoted parts of a parser message: %q of a string
+// ("…") or of a rune ('…').
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.){0,8}'`)
+
+// unquote replaces the quoted parts of a parser message, which are source
+// text, with a placeholder.
+func unquote(msg string) string {
+	return quoted.ReplaceAllString(msg, "(text not shown)")
 }
 
 // walker counts the nodes that aliases add, remembering the expanded size

@@ -6,9 +6,20 @@ package yamlread
 // parser sees it. It errs towards counting too much: a flow bracket counts
 // even where it might be plain text, and every indentation step is a level.
 // It stops at the first line deeper than limit and returns that line.
-func scanDepth(src []byte, limit int) (depth, line, col int) {
+//
+// It also counts the lines that start at the column of an open block node
+// and are not list items: the keys of one block mapping. The goccy parser
+// costs the square of that count in time and memory, so more than maxKeys
+// (when positive) stops the scan at the line past the limit, with tooMany
+// "keys". Likewise the items of one block list and the entries of one flow
+// collection, against maxEntries: the parser's cost is linear there, but
+// large, so a hostile file cannot make every check slow.
+func scanDepth(src []byte, limit, maxKeys, maxEntries int) (depth, line, col int, tooMany string) {
 	var (
 		cols      []int // columns of the open block nodes, innermost last
+		keys      []int // lines seen at each of cols that were not list items
+		items     []int // lines seen at each of cols that were list items
+		entries   []int // entries of each open flow collection, innermost last
 		flow      int   // open '[' and '{'
 		quote     byte  // the open quote, 0 outside quoted scalars
 		ln        = 1
@@ -45,7 +56,13 @@ func scanDepth(src []byte, limit int) (depth, line, col int) {
 		}
 		startOfScalar := true
 		if quote == 0 && flow == 0 && !blank {
-			cols = push(cols, ind)
+			cols, keys, items = pushCount(cols, keys, items, ind, !(src[j] == '-' && isBreak(src, j+1)))
+			if maxKeys > 0 && keys[len(keys)-1] > maxKeys {
+				return depth, ln, ind + 1, "keys"
+			}
+			if maxEntries > 0 && items[len(items)-1] > maxEntries {
+				return depth, ln, ind + 1, "items"
+			}
 		}
 		lineInd := ind
 		for j < len(src) && src[j] != '\n' {
@@ -72,15 +89,20 @@ func scanDepth(src []byte, limit int) (depth, line, col int) {
 			case c == '[' || c == '{':
 				if flow > 0 || startOfScalar {
 					flow++
+					entries = append(entries, 1)
 					startOfScalar = true
 				}
 			case c == ']' || c == '}':
 				if flow > 0 {
 					flow--
+					entries = entries[:len(entries)-1]
 				}
 				startOfScalar = false
 			case c == ',' && flow > 0:
 				startOfScalar = true
+				if entries[len(entries)-1]++; maxEntries > 0 && entries[len(entries)-1] > maxEntries {
+					return depth, ln, j - lineStart + 1, "entries"
+				}
 			case (c == '\'' || c == '"') && startOfScalar:
 				quote = c
 			case (c == '-' || c == '?' || c == ':') && isBreak(src, j+1):
@@ -91,7 +113,7 @@ func scanDepth(src []byte, limit int) (depth, line, col int) {
 						k++
 					}
 					if k < len(src) && src[k] != '\n' && src[k] != '#' {
-						cols = push(cols, k-lineStart)
+						cols, keys, items = pushCount(cols, keys, items, k-lineStart, src[k] != '-' || !isBreak(src, k+1))
 					}
 				}
 				startOfScalar = true
@@ -112,7 +134,7 @@ func scanDepth(src []byte, limit int) (depth, line, col int) {
 			if d := len(cols) + flow; d > depth {
 				depth = d
 				if depth > limit {
-					return depth, ln, j - lineStart + 1
+					return depth, ln, j - lineStart + 1, ""
 				}
 			}
 			j++
@@ -121,19 +143,26 @@ func scanDepth(src []byte, limit int) (depth, line, col int) {
 		ln++
 		lineStart = i
 	}
-	return depth, 0, 0
+	return depth, 0, 0, ""
 }
 
-// push records a block node at column c: deeper columns close, an equal
-// column is a sibling.
-func push(cols []int, c int) []int {
+// pushCount records a block node at column c, keeping keys and items
+// (counts per column) in step: deeper columns close, an equal column is a
+// sibling, a new column starts at 0, and the line adds one to its column's
+// count of keys, or of items when it is a list item.
+func pushCount(cols, keys, items []int, c int, key bool) ([]int, []int, []int) {
 	for len(cols) > 0 && cols[len(cols)-1] > c {
-		cols = cols[:len(cols)-1]
+		cols, keys, items = cols[:len(cols)-1], keys[:len(keys)-1], items[:len(items)-1]
 	}
-	if len(cols) > 0 && cols[len(cols)-1] == c {
-		return cols
+	if len(cols) == 0 || cols[len(cols)-1] != c {
+		cols, keys, items = append(cols, c), append(keys, 0), append(items, 0)
 	}
-	return append(cols, c)
+	if key {
+		keys[len(keys)-1]++
+	} else {
+		items[len(items)-1]++
+	}
+	return cols, keys, items
 }
 
 func isBreak(src []byte, i int) bool {

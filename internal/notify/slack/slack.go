@@ -25,6 +25,7 @@ import (
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/notify"
 	"github.com/simwatch/simwatch/internal/notify/webhook/nofollow"
+	"github.com/simwatch/simwatch/internal/redact"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -57,6 +58,9 @@ type Options struct {
 	// Log gets what does not fail a delivery but should be seen (an edit
 	// Slack refused for good); slog.Default() when nil.
 	Log *slog.Logger
+	// Redact masks secrets in what Slack or a proxy answered (an error
+	// string, a status) before it becomes an error; nil masks nothing.
+	Redact *redact.Redactor
 }
 
 // Notifier posts to one Slack channel.
@@ -145,10 +149,10 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.inner }
 
-// redact takes URLs out of an error's text: net/http quotes the request URL
+// dropURL takes URLs out of an error's text: net/http quotes the request URL
 // whole (url.Error), and an incoming-webhook URL is a secret. The chain below
 // the url.Error is kept for classification.
-func redact(err error, secret string) error {
+func dropURL(err error, secret string) error {
 	msg := err.Error()
 	var inner error
 	var ue *url.Error
@@ -505,7 +509,7 @@ func (n *Notifier) refresh(ctx context.Context, ref store.MessageRef) (bool, err
 		if ctx.Err() != nil {
 			return true, fmt.Errorf("slack: update message: %w", ctx.Err())
 		}
-		retry, cerr := classify(redact(err, n.o.WebhookURL))
+		retry, cerr := classify(n.o.Redact.Error(dropURL(err, n.o.WebhookURL)))
 		if retry {
 			return true, fmt.Errorf("slack: update message %s %s: %w", ref.Channel, ref.TS, cerr)
 		}
@@ -554,7 +558,7 @@ func (n *Notifier) post(ctx context.Context, blocks []slack.Block, fallback, thr
 		if ctx.Err() != nil {
 			return ref, true, fmt.Errorf("slack: %w", ctx.Err())
 		}
-		retry, err := classify(redact(err, n.o.WebhookURL))
+		retry, err := classify(n.o.Redact.Error(dropURL(err, n.o.WebhookURL)))
 		return ref, retry, err
 	}
 	return ref, false, nil

@@ -28,6 +28,7 @@ import (
 	"github.com/simwatch/simwatch/internal/event"
 	"github.com/simwatch/simwatch/internal/notify"
 	"github.com/simwatch/simwatch/internal/notify/webhook/nofollow"
+	"github.com/simwatch/simwatch/internal/redact"
 )
 
 // Header names.
@@ -52,6 +53,10 @@ type Options struct {
 	Timeout     time.Duration
 	Client      *http.Client
 	Now         func() time.Time
+	// Redact masks secrets in the receiver's answer before it is cut to
+	// the snippet an error keeps, so that a secret straddling the cut
+	// cannot leave its prefix behind; nil masks nothing.
+	Redact *redact.Redactor
 }
 
 // Notifier posts to one webhook URL.
@@ -287,11 +292,17 @@ func (n *Notifier) post(ctx context.Context, body []byte, idempotencyKey string,
 	resp, err := n.o.Client.Do(req)
 	if err != nil {
 		// Never echo the URL's query, which may hold a token.
-		return true, fmt.Errorf("webhook: post: %w", redact(err))
+		return true, fmt.Errorf("webhook: post: %w", dropURL(err))
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	// Read past the snippet's end and mask before cutting: masked after,
+	// a secret across the cut would keep its prefix.
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, snippetRead))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	snippet = n.o.Redact.Bytes(snippet)
+	if len(snippet) > snippetLen {
+		snippet = snippet[:snippetLen]
+	}
 	if resp.StatusCode/100 == 2 {
 		return false, nil
 	}
@@ -305,6 +316,13 @@ func (n *Notifier) post(ctx context.Context, body []byte, idempotencyKey string,
 	e.temporary = resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests
 	return e.temporary, e
 }
+
+// snippetLen is how much of a refusing receiver's answer an Error keeps;
+// snippetRead is how much is read, and masked, to cut it from.
+const (
+	snippetLen  = 512
+	snippetRead = 8 << 10
+)
 
 // acceptedTTL is how long a notifier remembers the parts of split groups the
 // receiver accepted, so that a retry of the whole call does not resend them.
@@ -410,9 +428,9 @@ func groupKey(g notify.Group, events []event.Event) string {
 	return "rule=" + events[0].Rule
 }
 
-// redact drops the URL from a transport error, which otherwise quotes it
+// dropURL drops the URL from a transport error, which otherwise quotes it
 // whole, query tokens included.
-func redact(err error) error {
+func dropURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
