@@ -108,6 +108,12 @@ type Metering struct {
 	Join       func(a any, sep string) string   `expr:"__mjoin"`
 	Replace    func(s, old, repl string) string `expr:"__mreplace"`
 	Matches    func(s, pattern string) bool     `expr:"__mmatch"`
+	// The arguments of builtins and comparisons, charged by their size:
+	// one call of sort, uniq, indexOf or fromJSON over a large value is
+	// costly though it is one operation.
+	ArgString func(string) string `expr:"__mxs"`
+	ArgAny    func(any) any       `expr:"__mxa"`
+	ArgSquare func(any) any       `expr:"__mxq"`
 }
 
 // Funcs returns the metering functions bound to m.
@@ -123,6 +129,9 @@ func (m *Meter) Funcs() Metering {
 		Join:       func(a any, sep string) string { s, err := m.join(a, sep); m.must(err); return s },
 		Replace:    func(s, old, repl string) string { s, err := m.replace(s, old, repl); m.must(err); return s },
 		Matches:    func(s, pattern string) bool { ok, err := m.matches(s, pattern); m.must(err); return ok },
+		ArgString:  func(v string) string { m.must(m.chargeSize(v, false)); return v },
+		ArgAny:     func(v any) any { m.must(m.chargeSize(v, false)); return v },
+		ArgSquare:  func(v any) any { m.must(m.chargeSize(v, true)); return v },
 	}
 }
 
@@ -226,6 +235,9 @@ const (
 	meteredJoin  = "__mjoin"
 	meteredRepl  = "__mreplace"
 	meteredMatch = "__mmatch"
+	argString    = "__mxs"
+	argAny       = "__mxa"
+	argSquare    = "__mxq"
 )
 
 // IsMeteringName reports whether name is one of Metering's, for listings
@@ -323,6 +335,29 @@ func (meterPatch) Visit(node *ast.Node) {
 			ast.Patch(node, call(meteredMatch, n.Left, n.Right))
 			return
 		}
+		switch n.Operator {
+		case "in", "==", "!=", "contains", "startsWith", "endsWith":
+			// Strings compared with == stay unwrapped: that is the hot
+			// path of most rules, and a comparison is bounded by
+			// MaxString and the expression's size.
+			eq := n.Operator == "==" || n.Operator == "!="
+			sides := []*ast.Node{&n.Left, &n.Right}
+			if n.Operator == "in" {
+				sides = sides[1:] // the work is in the haystack
+			}
+			for _, side := range sides {
+				switch (*side).Type().Kind() {
+				case reflect.Slice, reflect.Array, reflect.Map:
+					wrapArg(side, false)
+				default:
+					// A predicate's # is an interface, nearly always a
+					// scalar: == on it stays unwrapped, in the hot loop.
+					if !eq {
+						wrapArg(side, false)
+					}
+				}
+			}
+		}
 		if n.Operator == "+" {
 			switch n.Type().Kind() {
 			case reflect.String, reflect.Slice, reflect.Array, reflect.Interface:
@@ -330,6 +365,11 @@ func (meterPatch) Visit(node *ast.Node) {
 			}
 		}
 	case *ast.BuiltinNode:
+		if n.Name != "len" && n.Name != "join" && n.Name != "replace" && !takesPredicate(n) {
+			for i := range n.Arguments {
+				wrapArg(&n.Arguments[i], n.Name == "uniq")
+			}
+		}
 		switch {
 		case n.Name == "join" && len(n.Arguments) == 1:
 			ast.Patch(node, call(meteredJoin, n.Arguments[0], &ast.StringNode{}))
@@ -341,6 +381,50 @@ func (meterPatch) Visit(node *ast.Node) {
 			wrap(node)
 		}
 	}
+}
+
+// takesPredicate reports whether a builtin loops with a predicate (all,
+// map, filter, ...): each of its iterations is metered already.
+func takesPredicate(n *ast.BuiltinNode) bool {
+	for _, a := range n.Arguments {
+		if _, ok := a.(*ast.PredicateNode); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// wrapArg puts an argument that can be large (a string, array or map)
+// under a call that charges its size; square charges size², for uniq,
+// whose work grows so.
+func wrapArg(node *ast.Node, square bool) {
+	switch (*node).(type) {
+	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NilNode, *ast.ConstantNode:
+		return // bounded by the expression's own size
+	}
+	if metered(*node) {
+		return
+	}
+	t := (*node).Type()
+	if t == nil {
+		return
+	}
+	// Anything but a string passes as any: a value typed []any may be an
+	// []int at run time (a range), which a typed []any parameter refuses.
+	fn := ""
+	switch t.Kind() {
+	case reflect.String:
+		fn = argString
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.Interface:
+		fn = argAny
+	}
+	if square && (t.Kind() == reflect.Interface || t.Kind() == reflect.Slice) {
+		fn = argSquare
+	}
+	if fn == "" {
+		return
+	}
+	ast.Patch(node, call(fn, *node))
 }
 
 func call(fn string, args ...ast.Node) *ast.CallNode {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"regexp/syntax"
 	"sync"
@@ -86,4 +87,41 @@ func regexpProblem(pattern string) string {
 		return fmt.Sprintf("matches: the pattern compiles to %d instructions, too many to match within the budget: simplify it", c.insts)
 	}
 	return ""
+}
+
+// Sizes per step when an argument is charged: an operation over 8
+// elements or 16 bytes costs about what a step (~100 ns) does; fromJSON,
+// the costliest per byte, is near that.
+const (
+	elementsPerStep = 8
+	bytesPerStep    = 16
+	// squarePerStep scales uniq's n² comparisons (~12 ns each).
+	squarePerStep = 8
+)
+
+// chargeSize charges the steps an operation over v costs.
+func (m *Meter) chargeSize(v any, square bool) error {
+	n, unit := 0, elementsPerStep
+	switch v := v.(type) {
+	case string:
+		n, unit = len(v), bytesPerStep
+	case []any:
+		n = len(v)
+	case []string:
+		n = len(v)
+	case map[string]any:
+		n = len(v)
+	case nil, bool, int, float64:
+	default:
+		switch rv := reflect.ValueOf(v); rv.Kind() {
+		case reflect.String:
+			n, unit = rv.Len(), bytesPerStep
+		case reflect.Slice, reflect.Array, reflect.Map:
+			n = rv.Len()
+		}
+	}
+	if square {
+		return m.charge(1 + int(min(int64(n)*int64(n)/squarePerStep, MaxSteps+1)))
+	}
+	return m.charge(1 + n/unit)
 }
