@@ -186,25 +186,9 @@ func (m *Meter) pass(v any) (any, error) {
 	if err := m.step(); err != nil {
 		return nil, err
 	}
-	n := 0
-	switch v := v.(type) {
-	case nil, bool, int, float64:
-		return v, nil
-	case string:
-		return v, m.grewString(len(v))
-	case []any:
-		n = len(v)
-	case []string:
-		n = len(v)
-	case map[string]any:
-		n = len(v)
-	default:
-		switch rv := reflect.ValueOf(v); rv.Kind() {
-		case reflect.String:
-			return v, m.grewString(rv.Len())
-		case reflect.Slice, reflect.Array, reflect.Map:
-			n = rv.Len()
-		}
+	n, isString := sizeOf(v)
+	if isString {
+		return v, m.grewString(n)
 	}
 	if n > MaxArray {
 		return nil, &BudgetError{Reason: fmt.Sprintf("an array of more than %d elements", MaxArray)}

@@ -14,6 +14,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/suggest"
 )
 
 // RearmCycle is the rearm mode that notifies at most once per billing cycle.
@@ -183,35 +184,7 @@ func hint(msg, on string) string {
 
 // Closest is the name of names nearest to name (at most 3 edits away), for
 // "did you mean" hints; "" when none is.
-func Closest(name string, names []string) string {
-	best, bestD := "", 4
-	for _, n := range names {
-		if d := levenshtein(name, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func Closest(name string, names []string) string { return suggest.Closest(name, names, 3) }
 
 // offsetPosition turns a rune offset into a 1-based line and 0-based column,
 // as expr reports them.

@@ -14,6 +14,7 @@ import (
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/suggest"
 	"github.com/simwatch/simwatch/internal/yamlread"
 )
 
@@ -81,12 +82,7 @@ func decodeRules(path string, doc *yamlread.Doc) (docs map[int]ruleDoc, count in
 var ruleKeys = []string{"name", "on", "when", "for", "repeat", "severity", "labels", "summary", "notify", "keep_firing_for", "resolve_when", "rearm"}
 
 func hintKey(k string) string {
-	best, bestD := "", 3
-	for _, n := range ruleKeys {
-		if d := levenshtein(k, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
+	best := suggest.Closest(k, ruleKeys, 2)
 	if best == "" {
 		return " (a rule's keys are " + strings.Join(ruleKeys, ", ") + ")"
 	}

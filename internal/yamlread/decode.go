@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/simwatch/simwatch/internal/suggest"
 )
 
 // Unmarshaler is a type that parses its own scalar text, such as a duration.
@@ -332,34 +334,8 @@ func unknownKey(key string, known []string) string {
 	if !plainKey.MatchString(key) {
 		return fmt.Sprintf("unknown key (not shown, as it may be a secret; known keys: %s)", strings.Join(known, ", "))
 	}
-	best, bestD := "", 3
-	for _, k := range known {
-		if dist := levenshtein(key, k); dist < bestD {
-			best, bestD = k, dist
-		}
-	}
-	if best != "" {
+	if best := suggest.Closest(key, known, 2); best != "" {
 		return fmt.Sprintf("unknown key %q (did you mean %s?)", key, best)
 	}
 	return fmt.Sprintf("unknown key %q (known keys: %s)", key, strings.Join(known, ", "))
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

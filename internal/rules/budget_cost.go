@@ -1,5 +1,8 @@
 package rules
 
+// What single operations cost: a regexp match by its work, a builtin by
+// the size of its arguments. One step is about 100 ns of the VM's time.
+
 import (
 	"fmt"
 	"reflect"
@@ -101,27 +104,37 @@ const (
 
 // chargeSize charges the steps an operation over v costs.
 func (m *Meter) chargeSize(v any, square bool) error {
-	n, unit := 0, elementsPerStep
-	switch v := v.(type) {
-	case string:
-		n, unit = len(v), bytesPerStep
-	case []any:
-		n = len(v)
-	case []string:
-		n = len(v)
-	case map[string]any:
-		n = len(v)
-	case nil, bool, int, float64:
-	default:
-		switch rv := reflect.ValueOf(v); rv.Kind() {
-		case reflect.String:
-			n, unit = rv.Len(), bytesPerStep
-		case reflect.Slice, reflect.Array, reflect.Map:
-			n = rv.Len()
-		}
+	n, isString := sizeOf(v)
+	unit := elementsPerStep
+	if isString {
+		unit = bytesPerStep
 	}
 	if square {
 		return m.charge(1 + int(min(int64(n)*int64(n)/squarePerStep, MaxSteps+1)))
 	}
 	return m.charge(1 + n/unit)
+}
+
+// sizeOf is a value's size: a string's bytes (isString), an array's or
+// map's elements, 0 for a scalar.
+func sizeOf(v any) (n int, isString bool) {
+	switch v := v.(type) {
+	case nil, bool, int, float64:
+		return 0, false
+	case string:
+		return len(v), true
+	case []any:
+		return len(v), false
+	case []string:
+		return len(v), false
+	case map[string]any:
+		return len(v), false
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.String:
+		return rv.Len(), true
+	case reflect.Slice, reflect.Array, reflect.Map:
+		return rv.Len(), false
+	}
+	return 0, false
 }
