@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		if err != nil {
 			return nil, err
 		}
-		src = redactedSource{src, w.redact}
+		src = redactSource(src, w.redact)
 		w.providers = append(w.providers, &providerRun{
 			name:     pc.Name,
 			interval: pc.Interval.D(),

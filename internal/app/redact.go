@@ -22,6 +22,29 @@ func (s redactedSource) Fetch(ctx context.Context) (fleet.Snapshot, error) {
 	return snap, s.r.Error(err)
 }
 
+// redactedFinder is a redactedSource whose provider can also look cards up
+// (poll.Finder): the poller finds that by a type assertion, so the wrapper
+// must keep offering it, or removals would go unconfirmed.
+type redactedFinder struct {
+	redactedSource
+	f poll.Finder
+}
+
+func (s redactedFinder) FindCards(ctx context.Context, cards map[string]string) (map[string]bool, error) {
+	found, err := s.f.FindCards(ctx, cards)
+	return found, s.r.Error(err)
+}
+
+// redactSource wraps src so that its errors are masked, keeping the
+// optional interfaces the poller looks for.
+func redactSource(src poll.Source, r *redact.Redactor) poll.Source {
+	rs := redactedSource{src, r}
+	if f, ok := src.(poll.Finder); ok {
+		return redactedFinder{rs, f}
+	}
+	return rs
+}
+
 // redactedDeadLetters masks secrets in dead-letter reasons, which quote
 // receivers' errors and answers (a webhook echoing its secret, a URL).
 type redactedDeadLetters struct {
