@@ -17,6 +17,17 @@ type fieldError struct {
 	msg   string
 }
 
+// checkName reports a name that is malformed or taken by an earlier one of
+// its kind, and records it in seen.
+func checkName(add func(path, field, format string, args ...any), seen map[string]bool, kind, path, field, name string) {
+	if !nameRE.MatchString(name) {
+		add(path+".name", field+".name", "%q is not a valid name (lowercase letters, digits, _ and -)", name)
+	} else if seen[name] {
+		add(path+".name", field+".name", "duplicate %s name %q", kind, name)
+	}
+	seen[name] = true
+}
+
 // minTokenLen keeps API tokens out of guessing range.
 const minTokenLen = 16
 
@@ -90,12 +101,7 @@ func (c *Config) validate() []fieldError {
 	for i, p := range c.Providers {
 		path := fmt.Sprintf("$.providers[%d]", i)
 		field := fmt.Sprintf("providers[%d]", i)
-		if !nameRE.MatchString(p.Name) {
-			add(path+".name", field+".name", "%q is not a valid name (lowercase letters, digits, _ and -)", p.Name)
-		} else if seen[p.Name] {
-			add(path+".name", field+".name", "duplicate provider name %q", p.Name)
-		}
-		seen[p.Name] = true
+		checkName(add, seen, "provider", path, field, p.Name)
 		if u, err := url.Parse(p.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add(path+".endpoint", field+".endpoint", "%q is not an http(s) URL", p.Endpoint)
 		}
@@ -142,12 +148,7 @@ func (c *Config) validate() []fieldError {
 	for i, n := range c.Notifiers {
 		path := fmt.Sprintf("$.notifiers[%d]", i)
 		field := fmt.Sprintf("notifiers[%d]", i)
-		if !nameRE.MatchString(n.Name) {
-			add(path+".name", field+".name", "%q is not a valid name (lowercase letters, digits, _ and -)", n.Name)
-		} else if seen[n.Name] {
-			add(path+".name", field+".name", "duplicate notifier name %q", n.Name)
-		}
-		seen[n.Name] = true
+		checkName(add, seen, "notifier", path, field, n.Name)
 		switch n.Type {
 		case NotifierConsole:
 		case NotifierWebhook:
@@ -205,12 +206,7 @@ func (c *Config) validate() []fieldError {
 	for i, t := range c.HTTP.Tokens {
 		path := fmt.Sprintf("$.http.tokens[%d]", i)
 		field := fmt.Sprintf("http.tokens[%d]", i)
-		if !nameRE.MatchString(t.Name) {
-			add(path+".name", field+".name", "%q is not a valid name (lowercase letters, digits, _ and -)", t.Name)
-		} else if seen[t.Name] {
-			add(path+".name", field+".name", "duplicate token name %q", t.Name)
-		}
-		seen[t.Name] = true
+		checkName(add, seen, "token", path, field, t.Name)
 		if len(t.Token) < minTokenLen {
 			add(path+".token", field+".token", "a token needs at least %d characters (e.g. openssl rand -hex 32)", minTokenLen)
 		}
