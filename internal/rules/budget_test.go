@@ -305,3 +305,28 @@ func TestRegexpPatternsCheckedAtLoad(t *testing.T) {
 		require.ErrorContains(t, err, tc.want, tc.when)
 	}
 }
+
+// TestRuleFailedResolvesOnlyWhenItsEntityRecovers: another card evaluating
+// cleanly says nothing about the card the rule failed on, which is still
+// there, unchanged; only that card evaluating cleanly resolves the alert.
+func TestRuleFailedResolvesOnlyWhenItsEntityRecovers(t *testing.T) {
+	set, err := Parse("r.yaml", []byte("rules:\n  - {name: big, on: card, when: '"+attackDynamic+"'}\n"), LoadOptions{})
+	require.NoError(t, err)
+	bad, good := card("1", manyTags), card("2", nil)
+	var state State
+	step := func(at time.Duration, cards ...*fleet.Card) []string {
+		out := set.Evaluate(Input{Provider: "hw", Now: t0.Add(at), State: state, Cards: Changes[fleet.Card]{Changed: changed(cards)}})
+		state.Apply(&out)
+		var failed []string // the rule's own alerts on card 2 are not the point
+		for _, k := range kinds(out.Events) {
+			if strings.Contains(k, RuleFailed) {
+				failed = append(failed, k)
+			}
+		}
+		return failed
+	}
+	require.Equal(t, []string{"firing rule_failed big"}, step(0, &bad, &good))
+	require.Empty(t, step(time.Minute, &good), "card 2 changed and is fine; card 1 would still fail")
+	fixed := card("1", nil)
+	require.Equal(t, []string{"resolved rule_failed big"}, step(2*time.Minute, &fixed))
+}

@@ -84,6 +84,14 @@ type cycle struct {
 	failed []error
 	clean  []bool
 	steps  []int
+	// watch is the entity (entity+"\x00"+id) a rule with a firing
+	// rule_failed alert last failed on; recovered that it evaluated that
+	// entity cleanly this cycle, which alone resolves the alert: another
+	// entity evaluating cleanly says nothing about the one that failed.
+	// failedOn is the entity a rule failed on this cycle.
+	watch     []string
+	recovered []bool
+	failedOn  [][2]string
 	// stop is set when ctx ended: the cycle evaluates nothing more and its
 	// output must not be committed.
 	stop  error
@@ -109,6 +117,7 @@ func (s *Set) newCycle(provider string, now time.Time, alerts map[string]*Alert)
 	c.card.Metering = c.meter.Funcs()
 	c.pool.Metering = c.card.Metering
 	c.failed, c.clean, c.steps = make([]error, len(s.Rules)), make([]bool, len(s.Rules)), make([]int, len(s.Rules))
+	c.watch, c.recovered, c.failedOn = watchedEntities(s, alerts), make([]bool, len(s.Rules)), make([][2]string, len(s.Rules))
 	c.month = now.In(fleet.ChinaTime).Format("2006-01")
 	c.card.helpers = newHelpers(now, func(f string) bool { return fieldChanged(cardFields, c.prevCard, c.curCard, f) },
 		func(f string) bool { return !c.curCard.Unknown.Has(fleet.CardField(f)) }, &c.usage)
@@ -243,7 +252,7 @@ func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 			continue
 		}
 		c.usage.unknown = false
-		out, err := c.runMetered(i, r.program, env)
+		out, err := c.runMetered(i, r.program, env, entity, id)
 		if err != nil {
 			c.fail(i, r, entity, id, err)
 			continue
@@ -312,7 +321,7 @@ func (c *cycle) hold(r *Rule, entity, id string) {
 // run evaluates a boolean program of rule i; an error counts as false and
 // is reported.
 func (c *cycle) run(i int, r *Rule, p *vm.Program, env any, entity, id string) bool {
-	out, err := c.runMetered(i, p, env)
+	out, err := c.runMetered(i, p, env, entity, id)
 	if err != nil {
 		c.fail(i, r, entity, id, err)
 		return false
@@ -321,9 +330,9 @@ func (c *cycle) run(i int, r *Rule, p *vm.Program, env any, entity, id string) b
 	return b
 }
 
-// runMetered runs a program of rule i under the budget, and accounts its
-// steps to the rule's budget for the cycle.
-func (c *cycle) runMetered(i int, p *vm.Program, env any) (any, error) {
+// runMetered runs a program of rule i on an entity under the budget, and
+// accounts its steps to the rule's budget for the cycle.
+func (c *cycle) runMetered(i int, p *vm.Program, env any, entity, id string) (any, error) {
 	c.meter.Reset(c.ctx)
 	out, err := c.vm.Run(p, env)
 	if n := c.meter.steps; n > 0 {
@@ -334,6 +343,9 @@ func (c *cycle) runMetered(i int, p *vm.Program, env any) (any, error) {
 	}
 	if err == nil {
 		c.clean[i] = true
+		if c.watch[i] != "" && c.watch[i] == entity+"\x00"+id {
+			c.recovered[i] = true
+		}
 	}
 	return out, err
 }
@@ -352,6 +364,7 @@ func (c *cycle) fail(i int, r *Rule, entity, id string, err error) {
 	case IsBudget(err) != nil:
 		err = budgetErr(err)
 		c.failed[i] = fmt.Errorf("on %s %s: %w", entity, id, IsBudget(err))
+		c.failedOn[i] = [2]string{entity, id}
 		c.errs = append(c.errs, fmt.Errorf("rule %s (%s:%d) on %s %s, not evaluated for the rest of the cycle: %w", r.Name, r.File, r.Line, entity, id, err))
 	default:
 		c.errs = append(c.errs, fmt.Errorf("rule %s on %s %s: %w", r.Name, entity, id, err))

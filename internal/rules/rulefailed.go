@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/simwatch/simwatch/internal/event"
@@ -10,8 +11,8 @@ import (
 // rest of the cycle, and its alerts are held. So that this does not go
 // unnoticed, it raises a rule_failed alert of its own, kept with the
 // others in State.Alerts: entity "rule", entity id the rule's name. It
-// fires once per episode and resolves when the rule evaluates cleanly
-// again, or leaves the rule set.
+// fires once per episode and resolves when the rule evaluates cleanly the
+// entity it failed on, or leaves the rule set.
 const (
 	RuleFailed = "rule_failed"
 	EntityRule = "rule"
@@ -28,16 +29,58 @@ func (c *cycle) ruleHealth(byName map[string]int) {
 		switch {
 		case c.failed[i] != nil && a == nil:
 			a = &Alert{Rule: RuleFailed, Entity: EntityRule, EntityID: r.Name, State: StateFiring,
-				ActiveAt: c.now, FiredAt: c.now, LastSent: c.now, Sent: 1,
-				Values: mustJSON(map[string]any{"rule": r.Name, "file": r.File, "line": r.Line, "error": c.failed[i].Error()})}
+				ActiveAt: c.now, FiredAt: c.now, LastSent: c.now, Sent: 1, Values: c.failedValues(i, r)}
 			c.put(key, a)
 			c.emitRuleFailed(event.KindFiring, a,
 				fmt.Sprintf("rule %s (%s:%d) is not evaluated: %v", r.Name, r.File, r.Line, c.failed[i]))
-		case a != nil && c.failed[i] == nil && c.clean[i]:
+		case a != nil && c.failed[i] != nil:
+			// Still failing, perhaps on another entity: that one must
+			// evaluate cleanly before the alert resolves.
+			c.mut(key).Values = c.failedValues(i, r)
+		case a != nil && (c.recovered[i] || (c.watch[i] == "" && c.clean[i])):
 			c.endRuleFailed(r.Name, c.mut(key))
 		}
 		c.touched[key] = true // finish's visit leaves it alone
 	}
+}
+
+// failedValues are a rule_failed alert's values: the rule, where it is
+// written, why it failed and on which entity.
+type failedValues struct {
+	Rule     string `json:"rule"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Error    string `json:"error"`
+	Entity   string `json:"entity,omitempty"`
+	EntityID string `json:"entity_id,omitempty"`
+}
+
+func (c *cycle) failedValues(i int, r *Rule) json.RawMessage {
+	return mustJSON(failedValues{Rule: r.Name, File: r.File, Line: r.Line, Error: c.failed[i].Error(),
+		Entity: c.failedOn[i][0], EntityID: c.failedOn[i][1]})
+}
+
+// watchedEntities is, per rule of s, the entity its firing rule_failed
+// alert failed on ("" for none).
+func watchedEntities(s *Set, alerts map[string]*Alert) []string {
+	watch := make([]string, len(s.Rules))
+	var index map[string]int
+	for _, a := range alerts {
+		if a.Rule != RuleFailed || a.Entity != EntityRule {
+			continue
+		}
+		if index == nil {
+			index = make(map[string]int, len(s.Rules))
+			for i, r := range s.Rules {
+				index[r.Name] = i
+			}
+		}
+		var v failedValues
+		if i, ok := index[a.EntityID]; ok && json.Unmarshal(a.Values, &v) == nil && v.Entity != "" {
+			watch[i] = v.Entity + "\x00" + v.EntityID
+		}
+	}
+	return watch
 }
 
 // endRuleFailed resolves a rule_failed alert (the cycle's own copy).
