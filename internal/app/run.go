@@ -20,7 +20,9 @@ import (
 )
 
 func (w *Watcher) cycle(ctx context.Context, p *providerRun) error {
+	start := time.Now()
 	res, err := p.poller.Cycle(ctx)
+	took := time.Since(start)
 	if w.o.OnCycle != nil {
 		w.o.OnCycle(p.name, res, err)
 	}
@@ -28,7 +30,8 @@ func (w *Watcher) cycle(ctx context.Context, p *providerRun) error {
 		return err
 	}
 	w.log.Info("cycle", "provider", p.name, "cards", res.Cards, "pools", res.Pools, "changed", res.Changed,
-		"events", res.Events, "firing", res.Firing, "fetch", res.Fetch.Round(time.Millisecond), "commit", res.Commit.Round(time.Millisecond))
+		"events", res.Events, "firing", res.Firing, "fetch", res.Fetch.Round(time.Millisecond), "commit", res.Commit.Round(time.Millisecond),
+		"took", took.Round(time.Millisecond))
 	return nil
 }
 
