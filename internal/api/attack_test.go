@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,9 +82,11 @@ func TestAttackQueryAPIEvaluatesAsTheDaemon(t *testing.T) {
 			in := rules.Input{Provider: "hw", Now: now, HistoryThrough: through,
 				History:   func(_, id string) fleet.History { return hist[id] },
 				FirstIMEI: func(id string) string { return first[id] }}
+			var changed []rules.Change[fleet.Card]
 			for i := range cards {
-				in.Cards.Changed = append(in.Cards.Changed, rules.Change[fleet.Card]{Cur: &cards[i]})
+				changed = append(changed, rules.Change[fleet.Card]{Cur: &cards[i]})
 			}
+			in.Cards.Changed = slices.Values(changed)
 			var want []string
 			for _, e := range set.Evaluate(in).Events {
 				want = append(want, e.EntityID)

@@ -151,6 +151,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		if err != nil {
 			return nil, err
 		}
+		lister := redactLister(src, w.redact)
 		src = redactSource(src, w.redact)
 		w.providers = append(w.providers, &providerRun{
 			name:     pc.Name,
@@ -158,6 +159,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 			poller: poll.New(poll.Options{
 				Provider:       pc.Name,
 				Source:         src,
+				Lister:         lister,
 				Store:          w.store,
 				Rules:          w.rules.Load,
 				UnhealthyAfter: pc.UnhealthyAfter,

@@ -24,13 +24,13 @@ const confirmSample = 20
 // a row, with every count agreeing — so a second absence is not proof. If
 // the provider still has any card of the sample, or cannot say, no card is
 // removed this cycle: they are returned as held, and stay missing.
-func (p *Poller) confirmRemovals(ctx context.Context, d diffed[fleet.Card]) map[string]bool {
-	f, ok := p.o.Source.(Finder)
-	if !ok {
+func (p *Poller) confirmRemovals(ctx context.Context, absent []string) map[string]bool {
+	f := p.o.Finder
+	if f == nil {
 		return nil
 	}
 	var due []string
-	for _, id := range d.absent {
+	for _, id := range absent {
 		if p.state.Missing[rules.EntityKey(fleet.EntityCard, id)] {
 			due = append(due, id)
 		}

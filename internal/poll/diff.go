@@ -1,10 +1,98 @@
 package poll
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+
 	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
+
+// cardDiff is a card listing against the snapshot, by fingerprint. It holds
+// no decoded card: changed ones stay encoded until evaluation walks them,
+// and unchanged ones are only ids in the listing.
+type cardDiff struct {
+	changed []fleet.Record // new or changed, in id order
+	fps     []uint64       // the listing's fingerprint of each of changed
+	absent  []string       // ids in the snapshot that the listing lacks, in order
+	back    []string       // unchanged ids that were missing from the last listing
+	listed  int
+}
+
+// diffCards compares a listing with the snapshot's fingerprints. It checks
+// that the lister decoded exactly the cards whose fingerprint was not known.
+func diffCards(l *fleet.Listing, snap map[string]uint64, known fleet.Known, missing map[string]bool) (cardDiff, error) {
+	d := cardDiff{listed: len(l.Seen), changed: slices.Clone(l.Changed)}
+	slices.SortFunc(d.changed, func(a, b fleet.Record) int { return strings.Compare(a.ID, b.ID) })
+	type listing struct {
+		fp     uint64
+		listed bool
+	}
+	changed := make(map[string]listing, len(d.changed))
+	for _, c := range d.changed {
+		if _, dup := changed[c.ID]; dup {
+			return d, fmt.Errorf("card %s decoded twice", c.ID)
+		}
+		changed[c.ID] = listing{}
+	}
+	inSnap := 0
+	for _, s := range l.Seen {
+		if _, ok := snap[s.ID]; ok {
+			inSnap++
+		}
+		if _, ok := changed[s.ID]; ok {
+			changed[s.ID] = listing{s.FP, true}
+		} else if !known(s.ID, s.FP) {
+			return d, fmt.Errorf("card %s changed but was not decoded", s.ID)
+		}
+	}
+	d.fps = make([]uint64, len(d.changed))
+	for i, c := range d.changed {
+		if !changed[c.ID].listed {
+			return d, fmt.Errorf("card %s decoded but not listed", c.ID)
+		}
+		d.fps[i] = changed[c.ID].fp
+	}
+	// Every snapshot card was listed unless fewer were found in it: only
+	// then is the listing's set of ids needed.
+	if inSnap < len(snap) {
+		listed := make(map[string]struct{}, len(l.Seen))
+		for _, s := range l.Seen {
+			listed[s.ID] = struct{}{}
+		}
+		for id := range snap {
+			if _, ok := listed[id]; !ok {
+				d.absent = append(d.absent, id)
+			}
+		}
+		slices.Sort(d.absent)
+	}
+	for key := range missing {
+		id, ok := strings.CutPrefix(key, rules.EntityKey(fleet.EntityCard, ""))
+		if !ok {
+			continue
+		}
+		if _, ch := changed[id]; !ch && !slices.Contains(d.absent, id) {
+			d.back = append(d.back, id)
+		}
+	}
+	slices.Sort(d.back)
+	return d, nil
+}
+
+// apply moves the snapshot's fingerprints on once the cycle committed: the
+// changed cards' new ones in, removed cards out. Absent cards not removed
+// keep theirs: they stay in the snapshot until a second absence.
+func (d *cardDiff) apply(snap map[string]uint64, removed []string) {
+	for i, c := range d.changed {
+		snap[c.ID] = d.fps[i]
+	}
+	for _, id := range removed {
+		delete(snap, id)
+	}
+}
 
 // change is one entity of the new listing that differs from the snapshot,
 // with the encoding the snapshot will store.
@@ -15,7 +103,8 @@ type change[T any] struct {
 	fp  uint64
 }
 
-// diffed is one kind of entity of a listing against the snapshot.
+// diffed is one kind of entity of a listing against the snapshot (pools,
+// which are few and listed decoded).
 type diffed[T any] struct {
 	changed []change[T] // new or changed
 	same    []*T        // unchanged
@@ -67,13 +156,18 @@ func (d diffed[T]) next(prev map[string]uint64, removed []string) map[string]uin
 	return d.fps
 }
 
-// changes turns a diff into what rules.Evaluate reads, with the previous
-// version of every changed and absent entity read from the snapshot.
-// Absent entities in hold are left out: they wait as they are.
-func changes[T any](d diffed[T], get func(id string) (T, bool, error), hold map[string]bool) (rules.Changes[T], error) {
+// changes turns a pool diff into what rules.Evaluate reads, with the
+// previous version of every changed and absent entity read from the
+// snapshot. Missing reports entities absent from the last listing.
+func changes[T any](d diffed[T], get func(id string) (T, bool, error), id func(*T) string, missing func(id string) bool) (rules.Changes[T], error) {
 	var ch rules.Changes[T]
-	ch.Same = d.same
-	ch.Changed = make([]rules.Change[T], 0, len(d.changed))
+	ch.Same = rules.Pointers(d.same)
+	for _, s := range d.same {
+		if missing(id(s)) {
+			ch.Back = append(ch.Back, id(s))
+		}
+	}
+	changed := make([]rules.Change[T], 0, len(d.changed))
 	for _, c := range d.changed {
 		prev, ok, err := get(c.id)
 		if err != nil {
@@ -83,12 +177,10 @@ func changes[T any](d diffed[T], get func(id string) (T, bool, error), hold map[
 		if ok {
 			rc.Prev = &prev
 		}
-		ch.Changed = append(ch.Changed, rc)
+		changed = append(changed, rc)
 	}
+	ch.Changed = slices.Values(changed)
 	for _, id := range d.absent {
-		if hold[id] {
-			continue
-		}
 		prev, ok, err := get(id)
 		if err != nil {
 			return ch, err
@@ -100,7 +192,5 @@ func changes[T any](d diffed[T], get func(id string) (T, bool, error), hold map[
 	return ch, nil
 }
 
-func cardID(c *fleet.Card) string                  { return c.ID }
 func poolID(p *fleet.Pool) string                  { return p.ID }
-func encodeCard(dst []byte, c *fleet.Card) []byte  { return store.EncodeCard(dst, c) }
 func encodePool(dst []byte, pl *fleet.Pool) []byte { return append(dst, store.EncodePool(pl)...) }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/simwatch/simwatch/internal/fleet"
-	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -49,7 +48,7 @@ func (d *dailyUsage) get(key string) (fleet.History, bool) {
 // answer had: a day the provider has not published yet is asked again after
 // dailyRetry. A failure is logged and retried next cycle: the listing itself
 // is still good.
-func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Card) *dailyUsage {
+func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Seen) *dailyUsage {
 	if p.o.Daily == nil || len(cards) == 0 {
 		return nil
 	}
@@ -67,9 +66,9 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 		if meta, err = pt.Meta(); err != nil || meta.HistoryThrough >= yesterday || now.Sub(meta.HistoryAskedAt) < dailyRetry {
 			return err
 		}
-		for i := range cards {
-			if pt.HistorySource(store.CardHistoryKey(cards[i].ID)) == fleet.HistoryDaily {
-				expected[cards[i].ID] = true
+		for _, c := range cards {
+			if pt.HistorySource(store.CardHistoryKey(c.ID)) == fleet.HistoryDaily {
+				expected[c.ID] = true
 			}
 		}
 		return nil
@@ -78,8 +77,8 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 		return nil
 	}
 	ids := make([]string, len(cards))
-	for i := range cards {
-		ids[i] = cards[i].ID
+	for i, c := range cards {
+		ids[i] = c.ID
 	}
 	var queries [][2]string // month, date
 	first := meta.HistoryThrough + 1
@@ -140,17 +139,20 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Ca
 // mergeDaily sets the fetched days on each card's stored history, and on
 // each pool's the sum of its members', for evaluation to read and the commit
 // to write.
-func mergeDaily(pt *store.ProviderTx, d *dailyUsage, cards rules.Changes[fleet.Card]) (map[string]fleet.History, error) {
-	poolOf := map[string]string{}
-	for _, c := range cards.Same {
-		if c.PoolID != "" {
-			poolOf[c.ID] = c.PoolID
-		}
+func mergeDaily(pt *store.ProviderTx, d *dailyUsage, cards *cardDiff) (map[string]fleet.History, error) {
+	changed := make(map[string][]byte, len(cards.changed))
+	for _, r := range cards.changed {
+		changed[r.ID] = r.Data
 	}
-	for _, ch := range cards.Changed {
-		if ch.Cur.PoolID != "" {
-			poolOf[ch.Cur.ID] = ch.Cur.PoolID
+	// A card's pool is the listing's: the changed card's own, or the
+	// snapshot's for a card that did not change.
+	poolOf := func(id string) (string, error) {
+		if enc, ok := changed[id]; ok {
+			c, err := store.DecodeCard(enc)
+			return c.PoolID, err
 		}
+		c, _, err := pt.Card(id)
+		return c.PoolID, err
 	}
 	merged := make(map[string]fleet.History, len(d.cards))
 	pools := map[string]map[int32]float64{}
@@ -161,9 +163,13 @@ func mergeDaily(pt *store.ProviderTx, d *dailyUsage, cards rules.Changes[fleet.C
 			return nil, err
 		}
 		h.Source = fleet.HistoryDaily
+		pool, err := poolOf(id)
+		if err != nil {
+			return nil, err
+		}
 		for _, u := range days {
 			h.Set(u.Day, u.MB)
-			if pool := poolOf[id]; pool != "" {
+			if pool != "" {
 				if pools[pool] == nil {
 					pools[pool] = map[int32]float64{}
 				}

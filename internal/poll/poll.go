@@ -35,6 +35,12 @@ const RuleUnhealthy = "provider_unhealthy"
 type Options struct {
 	Provider string
 	Source   Source
+	// Lister, when set, lists the fleet instead of Source.Fetch, decoding
+	// only the cards that changed; nil uses Source when it is a Lister.
+	Lister Lister
+	// Finder, when set, confirms removals (see confirmRemovals); nil uses
+	// Source when it is a Finder.
+	Finder Finder
 	Store    *store.Store
 	// Rules returns the rule set to evaluate; it is called once per cycle so
 	// that a reloaded set takes effect at the next cycle.
@@ -58,8 +64,11 @@ type Options struct {
 
 // Poller runs cycles for one provider. Cycle must not be called concurrently.
 type Poller struct {
-	o      Options
-	cardFP map[string]uint64 // fingerprints of the stored snapshot; nil until loaded
+	o Options
+	// cardFP holds the fingerprints of the stored snapshot's cards, of
+	// kind fpKind; nil until loaded.
+	cardFP map[string]uint64
+	fpKind string
 	poolFP map[string]uint64
 	// state is the evaluation state as committed: alerts, missing
 	// entities, rule set hash, last clock evaluation.
@@ -90,6 +99,12 @@ func New(o Options) *Poller {
 	if o.Committed == nil {
 		o.Committed = func() {}
 	}
+	if l, ok := o.Source.(Lister); ok && o.Lister == nil {
+		o.Lister = l
+	}
+	if f, ok := o.Source.(Finder); ok && o.Finder == nil {
+		o.Finder = f
+	}
 	return &Poller{o: o}
 }
 
@@ -114,8 +129,11 @@ type Result struct {
 // Cycle runs one poll cycle: fetch → diff → evaluate → commit.
 func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	now := p.o.Now().UTC()
+	if err := p.load(); err != nil {
+		return Result{}, err
+	}
 	start := time.Now()
-	snap, err := p.o.Source.Fetch(ctx)
+	l, kind, err := p.list(ctx)
 	res := Result{Fetch: time.Since(start)}
 	if err != nil {
 		err = fmt.Errorf("poll %s: %w", p.o.Provider, err)
@@ -126,20 +144,20 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 		}
 		return Result{}, err
 	}
-	if err := p.load(); err != nil {
-		return Result{}, err
-	}
-	daily := p.fetchDaily(ctx, now, snap.Cards)
+	daily := p.fetchDaily(ctx, now, l.Seen)
 
 	t := time.Now()
-	cards := diff(snap.Cards, cardID, encodeCard, p.cardFP)
-	pools := diff(snap.Pools, poolID, encodePool, p.poolFP)
+	cards, err := diffCards(&l, p.cardFP, p.known(kind), p.state.Missing)
+	if err != nil {
+		return res, fmt.Errorf("poll %s: %w", p.o.Provider, err)
+	}
+	pools := diff(l.Pools, poolID, encodePool, p.poolFP)
 	res.Diff = time.Since(t)
 
-	hold := p.confirmRemovals(ctx, cards)
+	hold := p.confirmRemovals(ctx, cards.absent)
 
 	t = time.Now()
-	in, out, err := p.evaluate(ctx, now, cards, pools, daily, hold)
+	in, out, err := p.evaluate(ctx, now, &cards, pools, daily, hold)
 	res.Eval = time.Since(t)
 	if err != nil {
 		return res, fmt.Errorf("poll %s: evaluate: %w", p.o.Provider, err)
@@ -149,7 +167,7 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 
 	t = time.Now()
-	nEvents, err := p.commit(now, snap, in, &out, cards, pools, daily)
+	nEvents, err := p.commit(now, kind, len(l.Seen), len(l.Pools), in, &out, &cards, pools, daily)
 	res.Commit = time.Since(t)
 	if err != nil {
 		// A commit that fails (disk full, file read-only or damaged) is a
@@ -165,11 +183,16 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 	// Only a committed cycle moves the state and becomes the base of the next diff.
 	p.state.Apply(&out)
-	p.cardFP = cards.next(p.cardFP, out.RemovedCards)
+	if kind != p.fpKind {
+		// Every card was decoded and recorded anew; absent ones keep a
+		// fingerprint of the old kind, which never matches again.
+		p.fpKind = kind
+	}
+	cards.apply(p.cardFP, out.RemovedCards)
 	p.poolFP = pools.next(p.poolFP, out.RemovedPools)
 	p.failures.Store(0)
 
-	res.Cards, res.Pools = len(snap.Cards), len(snap.Pools)
+	res.Cards, res.Pools = len(l.Seen), len(l.Pools)
 	res.Changed = len(cards.changed) + len(pools.changed)
 	res.Removed = len(out.RemovedCards) + len(out.RemovedPools)
 	for _, m := range out.Missing {
@@ -189,19 +212,29 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 
 // load reads the snapshot's fingerprints and the evaluation state from the
 // store, once: afterwards the poller keeps them in memory, as committed.
+// Cards are known by the fingerprint recorded when they were listed; a
+// store written before those were recorded knows its cards by id only, and
+// its first cycle decodes every card once.
 func (p *Poller) load() error {
 	if p.cardFP != nil {
 		return nil
 	}
 	cards, pools := map[string]uint64{}, map[string]uint64{}
 	var state rules.State
+	var kind string
 	err := p.o.Store.View(func(tx *store.Tx) error {
 		pt, err := tx.Provider(p.o.Provider)
 		if err != nil {
 			return err
 		}
-		if err := pt.ForEachCard(func(id string, enc []byte) error { cards[id] = store.Fingerprint(enc); return nil }); err != nil {
+		recorded, err := pt.ForEachCardFP(func(id string, fp uint64) { cards[id] = fp })
+		if err != nil {
 			return err
+		}
+		if !recorded {
+			if err := pt.ForEachCardID(func(id string) { cards[id] = 0 }); err != nil {
+				return err
+			}
 		}
 		if err := pt.ForEachPool(func(id string, enc []byte) error { pools[id] = store.Fingerprint(enc); return nil }); err != nil {
 			return err
@@ -211,6 +244,9 @@ func (p *Poller) load() error {
 			return err
 		}
 		state.RulesHash, state.LastClockEval = meta.RulesHash, meta.LastClockEval
+		if recorded {
+			kind = meta.FPKind
+		}
 		if state.Alerts, err = pt.Alerts(); err != nil {
 			return err
 		}
@@ -220,7 +256,7 @@ func (p *Poller) load() error {
 	if err != nil {
 		return fmt.Errorf("poll %s: load snapshot: %w", p.o.Provider, err)
 	}
-	p.cardFP, p.poolFP, p.state = cards, pools, state
+	p.cardFP, p.fpKind, p.poolFP, p.state = cards, kind, pools, state
 	return nil
 }
 
@@ -228,7 +264,7 @@ func (p *Poller) load() error {
 // or went missing, usage history, first IMEIs) in one read transaction and
 // runs rules.Evaluate.
 // Cards in hold are absent but not to be removed yet (see confirmRemovals).
-func (p *Poller) evaluate(ctx context.Context, now time.Time, cards diffed[fleet.Card], pools diffed[fleet.Pool], daily *dailyUsage, hold map[string]bool) (rules.Input, rules.Output, error) {
+func (p *Poller) evaluate(ctx context.Context, now time.Time, cards *cardDiff, pools diffed[fleet.Pool], daily *dailyUsage, hold map[string]bool) (rules.Input, rules.Output, error) {
 	in := rules.Input{Ctx: ctx, Provider: p.o.Provider, Now: now, State: p.state, SnapshotUsage: p.o.Daily == nil, ClockEvery: p.o.ClockEvery}
 	var out rules.Output
 	err := p.o.Store.View(func(tx *store.Tx) error {
@@ -236,10 +272,12 @@ func (p *Poller) evaluate(ctx context.Context, now time.Time, cards diffed[fleet
 		if err != nil {
 			return err
 		}
-		if in.Cards, err = changes(cards, pt.Card, hold); err != nil {
+		var readErr error
+		if in.Cards, err = cardChanges(pt, cards, hold, &readErr); err != nil {
 			return err
 		}
-		if in.Pools, err = changes(pools, pt.Pool, nil); err != nil {
+		poolMissing := func(id string) bool { return p.state.Missing[rules.EntityKey(fleet.EntityPool, id)] }
+		if in.Pools, err = changes(pools, pt.Pool, poolID, poolMissing); err != nil {
 			return err
 		}
 		meta, err := pt.Meta()
@@ -248,7 +286,7 @@ func (p *Poller) evaluate(ctx context.Context, now time.Time, cards diffed[fleet
 		}
 		in.HistoryThrough = meta.HistoryThrough
 		if daily != nil {
-			if daily.merged, err = mergeDaily(pt, daily, in.Cards); err != nil {
+			if daily.merged, err = mergeDaily(pt, daily, cards); err != nil {
 				return err
 			}
 			in.HistoryThrough = daily.through
@@ -266,6 +304,9 @@ func (p *Poller) evaluate(ctx context.Context, now time.Time, cards diffed[fleet
 		}
 		in.FirstIMEI = pt.FirstIMEI
 		out = p.o.Rules().Evaluate(in)
+		if readErr != nil {
+			return readErr
+		}
 		// Stopped (the context ended mid-evaluation): a partial output
 		// must not be committed, so the cycle fails.
 		return out.Stopped
@@ -283,7 +324,7 @@ func historyKey(entity, id string) string {
 // commit writes the cycle in one transaction: the changed snapshot, what
 // Evaluate decided, fetched daily usage, the events and the metadata. It
 // returns how many events it committed.
-func (p *Poller) commit(now time.Time, snap fleet.Snapshot, in rules.Input, out *rules.Output, cards diffed[fleet.Card], pools diffed[fleet.Pool], daily *dailyUsage) (int, error) {
+func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules.Input, out *rules.Output, cards *cardDiff, pools diffed[fleet.Pool], daily *dailyUsage) (int, error) {
 	today := fleet.DayOf(now)
 	n := 0
 	err := p.o.Store.Update(func(tx *store.Tx) error {
@@ -295,8 +336,14 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, in rules.Input, out 
 		if err != nil {
 			return err
 		}
-		for _, ch := range cards.changed {
-			if err := pt.PutCard(ch.id, ch.enc); err != nil {
+		pt.Dense()
+		for _, c := range cards.changed {
+			if err := pt.PutCard(c.ID, c.Data); err != nil {
+				return err
+			}
+		}
+		for i, c := range cards.changed {
+			if err := pt.PutCardFP(c.ID, cards.fps[i]); err != nil {
 				return err
 			}
 		}
@@ -367,7 +414,8 @@ func (p *Poller) commit(now time.Time, snap fleet.Snapshot, in rules.Input, out 
 		meta.Failures = 0
 		meta.LastError = ""
 		meta.RulesHash, meta.LastClockEval = out.RulesHash, out.ClockEval
-		meta.Cards, meta.Pools = len(snap.Cards), len(snap.Pools)
+		meta.Cards, meta.Pools = nCards, nPools
+		meta.FPKind = kind
 		return pt.PutMeta(meta)
 	})
 	return n, err

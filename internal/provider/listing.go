@@ -38,6 +38,9 @@ const MaxPages = 1_000_000
 // Page is one decoded page of a listing.
 type Page[T any] struct {
 	Items []T
+	// Records are cards a streamed page decoded: those of Items the
+	// poller did not already know (see fleet.Listing).
+	Records []fleet.Record
 	// Count is the size of the whole listing as this page reports it (GSL
 	// count, LinkCard Total).
 	Count int64
@@ -157,6 +160,12 @@ func (e *inconsistent) Error() string { return e.reason }
 // returns every item in page order, or an error: the first page error after
 // its retries, or a *ListingError when the attempts are spent.
 func (l *Listing[T]) All(ctx context.Context) ([]T, error) {
+	items, _, err := l.List(ctx)
+	return items, err
+}
+
+// List is All, with the records the pages decoded (Page.Records).
+func (l *Listing[T]) List(ctx context.Context) ([]T, []fleet.Record, error) {
 	attempts := l.Attempts
 	if attempts == 0 {
 		attempts = DefaultListAttempts
@@ -170,13 +179,13 @@ func (l *Listing[T]) All(ctx context.Context) ([]T, error) {
 		maxWait = 30 * time.Second
 	}
 	for n := 1; ; n++ {
-		items, err := l.once(ctx)
+		items, records, err := l.once(ctx)
 		var inc *inconsistent
 		if !errors.As(err, &inc) {
-			return items, err
+			return items, records, err
 		}
 		if n >= attempts {
-			return nil, &ListingError{Provider: l.Provider, Listing: l.Name, Attempts: n, Reason: inc.reason}
+			return nil, nil, &ListingError{Provider: l.Provider, Listing: l.Name, Attempts: n, Reason: inc.reason}
 		}
 		wait := Backoff(base, maxWait, n-1)
 		if l.Logger != nil {
@@ -187,7 +196,7 @@ func (l *Listing[T]) All(ctx context.Context) ([]T, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%s: %s: %w (after: listing inconsistent: %s)", l.Provider, l.Name, ctx.Err(), inc.reason)
+			return nil, nil, fmt.Errorf("%s: %s: %w (after: listing inconsistent: %s)", l.Provider, l.Name, ctx.Err(), inc.reason)
 		case <-t.C:
 		}
 	}
@@ -204,21 +213,21 @@ func (l *Listing[T]) countName() string {
 
 // once fetches the listing once; an *inconsistent error says why it is not
 // one listing.
-func (l *Listing[T]) once(ctx context.Context) ([]T, error) {
+func (l *Listing[T]) once(ctx context.Context) ([]T, []fleet.Record, error) {
 	first, err := l.Fetch(ctx, 1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	count, size := first.Count, int64(l.PageSize)
 	switch {
 	case count < 0:
-		return nil, &inconsistent{fmt.Sprintf("page 1 says %s %d", l.countName(), count)}
+		return nil, nil, &inconsistent{fmt.Sprintf("page 1 says %s %d", l.countName(), count)}
 	case count > MaxPages*size:
-		return nil, &inconsistent{fmt.Sprintf("page 1 says %s %d, more than %d pages of %d", l.countName(), count, MaxPages, size)}
+		return nil, nil, &inconsistent{fmt.Sprintf("page 1 says %s %d, more than %d pages of %d", l.countName(), count, MaxPages, size)}
 	}
 	pages := int((count + size - 1) / size)
 	if reason := l.check(1, pages, count, &first); reason != "" {
-		return nil, &inconsistent{reason}
+		return nil, nil, &inconsistent{reason}
 	}
 	// A count lower than the fleet shows as a last page longer than the
 	// count allows, unless the count fills its last page: then the page
@@ -228,10 +237,11 @@ func (l *Listing[T]) once(ctx context.Context) ([]T, error) {
 		last++
 	}
 	results := make([][]T, max(last, 1))
-	results[0] = first.Items
+	records := make([][]fleet.Record, max(last, 1))
+	results[0], records[0] = first.Items, first.Records
 	if last > 1 {
-		if err := l.rest(ctx, last, pages, count, results); err != nil {
-			return nil, err
+		if err := l.rest(ctx, last, pages, count, results, records); err != nil {
+			return nil, nil, err
 		}
 	}
 	results = results[:max(pages, 1)]
@@ -241,19 +251,23 @@ func (l *Listing[T]) once(ctx context.Context) ([]T, error) {
 		for i := range items {
 			id := l.ID(&items[i])
 			if _, dup := seen[id]; dup {
-				return nil, &inconsistent{l.twice(results, id, p+1)}
+				return nil, nil, &inconsistent{l.twice(results, id, p+1)}
 			}
 			seen[id] = struct{}{}
 		}
 	}
 	if int64(len(seen)) != count {
-		return nil, &inconsistent{fmt.Sprintf("%d distinct %s, %s says %d", len(seen), l.plural(), l.countName(), count)}
+		return nil, nil, &inconsistent{fmt.Sprintf("%d distinct %s, %s says %d", len(seen), l.plural(), l.countName(), count)}
 	}
 	out := make([]T, 0, len(seen))
 	for _, r := range results {
 		out = append(out, r...)
 	}
-	return out, nil
+	var recs []fleet.Record
+	for _, r := range records[:len(results)] {
+		recs = append(recs, r...)
+	}
+	return out, recs, nil
 }
 
 // twice names the pages where id appears, the second being at.
@@ -298,7 +312,7 @@ func (l *Listing[T]) check(page, pages int, count int64, p *Page[T]) string {
 // first failure cancels the others. An inconsistent page stops asking for
 // more but lets the pages in flight finish: a failure among them (a
 // redirect, an API error) says more than the inconsistency, and wins.
-func (l *Listing[T]) rest(ctx context.Context, last, pages int, count int64, results [][]T) error {
+func (l *Listing[T]) rest(ctx context.Context, last, pages int, count int64, results [][]T, records [][]fleet.Record) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
@@ -328,7 +342,7 @@ func (l *Listing[T]) rest(ctx context.Context, last, pages int, count int64, res
 					mu.Unlock()
 					continue
 				}
-				results[page-1] = p.Items
+				results[page-1], records[page-1] = p.Items, p.Records
 			}
 		})
 	}

@@ -5,6 +5,7 @@ package rules
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestAttack2QueryUsageTodayOverDailyDataMatches(t *testing.T) {
 	set, err := Parse("r.yaml", []byte("rules:\n  - {name: idle_today, on: card, when: '"+expr+"'}\n"), LoadOptions{})
 	require.NoError(t, err)
 	out := set.Evaluate(Input{Provider: "hw", Now: t0, HistoryThrough: today - 1, History: read,
-		Cards: Changes[fleet.Card]{Changed: []Change[fleet.Card]{{Cur: &c}}}})
+		Cards: Changes[fleet.Card]{Changed: slices.Values([]Change[fleet.Card]{{Cur: &c}})}})
 	require.Empty(t, kinds(out.Events), "the rule holds (today is unknown)")
 
 	q, err := NewQuery(fleet.EntityCard, expr, t0)

@@ -46,7 +46,7 @@ func BenchmarkEvaluate(b *testing.B) {
 				c := card(fmt.Sprint(i), func(c *fleet.Card) { c.Tags = []string{"a", "b", "fleet-x"} })
 				cards[i] = &c
 			}
-			in := Input{Provider: "hw", Now: t0, Cards: Changes[fleet.Card]{Same: cards}}
+			in := Input{Provider: "hw", Now: t0, Cards: Changes[fleet.Card]{Same: Pointers(cards)}}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestRuleOverBudgetIsDisabledForTheCycleAndHeld(t *testing.T) {
 	}
 
 	// Cycle 1: few tags, both rules fire on every card.
-	out, _ := run(set, 0, Changes[fleet.Card]{Changed: changed(cards)})
+	out, _ := run(set, 0, Changes[fleet.Card]{Changed: slices.Values(changed(cards))})
 	require.Empty(t, out.Errors)
 	require.Len(t, out.Events, 2000)
 
@@ -104,7 +105,7 @@ func TestRuleOverBudgetIsDisabledForTheCycleAndHeld(t *testing.T) {
 	for _, c := range cards {
 		manyTags(c)
 	}
-	out, ev := run(set, 1, Changes[fleet.Card]{Changed: changed(cards)})
+	out, ev := run(set, 1, Changes[fleet.Card]{Changed: slices.Values(changed(cards))})
 	require.Equal(t, 1, ev.n, "big was evaluated again after it failed")
 	require.Len(t, out.Errors, 1)
 	require.ErrorIs(t, out.Errors[0], ErrBudget)
@@ -122,7 +123,7 @@ func TestRuleOverBudgetIsDisabledForTheCycleAndHeld(t *testing.T) {
 
 	// Cycle 3, still broken, unchanged cards re-evaluated (clock rule):
 	// no second rule_failed event; nothing resolves.
-	out, ev = run(set, 2, Changes[fleet.Card]{Same: cards})
+	out, ev = run(set, 2, Changes[fleet.Card]{Same: Pointers(cards)})
 	require.Equal(t, 1, ev.n)
 	require.Len(t, out.Errors, 1)
 	require.Empty(t, out.Events)
@@ -131,7 +132,7 @@ func TestRuleOverBudgetIsDisabledForTheCycleAndHeld(t *testing.T) {
 	// on firing and rule_failed resolves.
 	set, err = Parse("big.yaml", []byte(fixed), LoadOptions{})
 	require.NoError(t, err)
-	out, ev = run(set, 3, Changes[fleet.Card]{Same: cards})
+	out, ev = run(set, 3, Changes[fleet.Card]{Same: Pointers(cards)})
 	require.Empty(t, out.Errors)
 	require.Equal(t, len(cards), ev.n)
 	require.Equal(t, []string{"resolved rule_failed big"}, kinds(out.Events))
@@ -145,14 +146,14 @@ func TestRuleFailedResolvesWhenTheRuleIsRemoved(t *testing.T) {
 	set, err := Parse("r.yaml", []byte("rules:\n  - {name: big, on: card, when: '"+attackDynamic+"'}\n"), LoadOptions{})
 	require.NoError(t, err)
 	c := card("1", manyTags)
-	out := set.Evaluate(Input{Provider: "hw", Now: t0, Cards: Changes[fleet.Card]{Changed: changed([]*fleet.Card{&c})}})
+	out := set.Evaluate(Input{Provider: "hw", Now: t0, Cards: Changes[fleet.Card]{Changed: slices.Values(changed([]*fleet.Card{&c}))}})
 	require.Equal(t, []string{"firing rule_failed big"}, kinds(out.Events))
 	var state State
 	state.Apply(&out)
 
 	set, err = Parse("r.yaml", []byte("rules:\n  - {name: other, on: card, when: 'flow_left < 1'}\n"), LoadOptions{})
 	require.NoError(t, err)
-	out = set.Evaluate(Input{Provider: "hw", Now: t0.Add(time.Minute), State: state, Cards: Changes[fleet.Card]{Same: []*fleet.Card{&c}}})
+	out = set.Evaluate(Input{Provider: "hw", Now: t0.Add(time.Minute), State: state, Cards: Changes[fleet.Card]{Same: Pointers([]*fleet.Card{&c})}})
 	require.Equal(t, []string{"resolved rule_failed big"}, kinds(out.Events))
 }
 
@@ -200,7 +201,7 @@ func TestEvaluateStopsWhenTheContextEnds(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		ev := &evaluations{}
-		out := set.Evaluate(Input{Ctx: ctx, Provider: "hw", Now: t0, Cards: Changes[fleet.Card]{Changed: changed(cards)}, History: ev.read})
+		out := set.Evaluate(Input{Ctx: ctx, Provider: "hw", Now: t0, Cards: Changes[fleet.Card]{Changed: slices.Values(changed(cards))}, History: ev.read})
 		require.ErrorIs(t, out.Stopped, context.Canceled)
 		require.Zero(t, ev.n)
 		require.Empty(t, out.Events)
@@ -215,7 +216,7 @@ func TestEvaluateStopsWhenTheContextEnds(t *testing.T) {
 			}
 			return ev.read(e, id)
 		}
-		out := set.Evaluate(Input{Ctx: ctx, Provider: "hw", Now: t0, Cards: Changes[fleet.Card]{Changed: changed(cards)}, History: read})
+		out := set.Evaluate(Input{Ctx: ctx, Provider: "hw", Now: t0, Cards: Changes[fleet.Card]{Changed: slices.Values(changed(cards))}, History: read})
 		require.ErrorIs(t, out.Stopped, context.Canceled)
 		require.Less(t, ev.n, 400, "evaluation went on after the context ended")
 		require.ErrorIs(t, out.Errors[len(out.Errors)-1], context.Canceled)
@@ -315,7 +316,7 @@ func TestRuleFailedResolvesOnlyWhenItsEntityRecovers(t *testing.T) {
 	bad, good := card("1", manyTags), card("2", nil)
 	var state State
 	step := func(at time.Duration, cards ...*fleet.Card) []string {
-		out := set.Evaluate(Input{Provider: "hw", Now: t0.Add(at), State: state, Cards: Changes[fleet.Card]{Changed: changed(cards)}})
+		out := set.Evaluate(Input{Provider: "hw", Now: t0.Add(at), State: state, Cards: Changes[fleet.Card]{Changed: slices.Values(changed(cards))}})
 		state.Apply(&out)
 		var failed []string // the rule's own alerts on card 2 are not the point
 		for _, k := range kinds(out.Events) {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,7 +61,7 @@ func (h *harness) alert(rule, id string) *Alert {
 func (h *harness) cycle(now time.Time, cards ...fleet.Card) []event.Event {
 	before, err := json.Marshal(h.state.Alerts)
 	require.NoError(h.t, err)
-	in := Input{Provider: "hw", Now: now, State: h.state, Cards: listing(cards, h.cards, func(c *fleet.Card) string { return c.ID }), History: h.history}
+	in := Input{Provider: "hw", Now: now, State: h.state, Cards: listing(cards, h.cards, func(c *fleet.Card) string { return c.ID }, missingIn(h.state, fleet.EntityCard)), History: h.history}
 	out := h.set.Evaluate(in)
 	require.Empty(h.t, out.Errors)
 	after, err := json.Marshal(h.state.Alerts)
@@ -176,9 +177,9 @@ func TestPoolOverdraftRepeat(t *testing.T) {
 	var state State
 	p := fleet.Pool{ID: "9", FlowTotal: 60, FlowUsed: 102.59, FlowLeft: -42.59}
 	run := func(now time.Time, first bool) []event.Event {
-		in := Input{Provider: "hw", Now: now, State: state, Pools: Changes[fleet.Pool]{Same: []*fleet.Pool{&p}}}
+		in := Input{Provider: "hw", Now: now, State: state, Pools: Changes[fleet.Pool]{Same: Pointers([]*fleet.Pool{&p})}}
 		if first {
-			in.Pools = Changes[fleet.Pool]{Changed: []Change[fleet.Pool]{{Cur: &p}}}
+			in.Pools = Changes[fleet.Pool]{Changed: slices.Values([]Change[fleet.Pool]{{Cur: &p}})}
 		}
 		out := set.Evaluate(in)
 		state.Apply(&out)
@@ -205,7 +206,7 @@ func TestHistoryHelpers(t *testing.T) {
 	}
 	h.Set(today, 4)
 	cur := card("1", func(c *fleet.Card) { c.FlowLeft = 70 })
-	out := set.Evaluate(Input{Provider: "ali", Now: now, Cards: Changes[fleet.Card]{Changed: []Change[fleet.Card]{{Cur: &cur}}},
+	out := set.Evaluate(Input{Provider: "ali", Now: now, Cards: Changes[fleet.Card]{Changed: slices.Values([]Change[fleet.Card]{{Cur: &cur}})},
 		History: func(entity, id string) fleet.History {
 			require.Equal(t, fleet.EntityCard, entity)
 			return h
@@ -216,7 +217,7 @@ func TestHistoryHelpers(t *testing.T) {
 	require.ElementsMatch(t, []string{"firing runs_out 1", "firing before_cycle_end 1", "firing heavy_week 1", "firing today 1"}, kinds(ev))
 
 	// No history: never exhausts.
-	out = set.Evaluate(Input{Provider: "ali", Now: now, Cards: Changes[fleet.Card]{Changed: []Change[fleet.Card]{{Cur: &cur}}}})
+	out = set.Evaluate(Input{Provider: "ali", Now: now, Cards: Changes[fleet.Card]{Changed: slices.Values([]Change[fleet.Card]{{Cur: &cur}})}})
 	require.Empty(t, out.Events)
 }
 

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"iter"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/event"
@@ -35,9 +36,38 @@ type Change[T any] struct{ Prev, Cur *T }
 // Changes is one kind of entity of a complete listing against the previous
 // snapshot.
 type Changes[T any] struct {
-	Changed []Change[T] // new or changed
-	Same    []*T        // unchanged
-	Absent  []*T        // in the snapshot, not in this listing
+	// Changed yields the new and changed entities, each once, in a stable
+	// order: a poller decodes each as it is walked, so a listing where
+	// everything changed (a first cycle) is never held decoded whole.
+	Changed iter.Seq[Change[T]] `json:"-"`
+	// Same yields the unchanged entities. It is only walked when rules must
+	// see them (a new rule set, clock rules due), so a poller can read them
+	// from its snapshot then instead of holding a decoded listing; nil
+	// yields none.
+	Same iter.Seq[*T] `json:"-"`
+	// Back are the ids of unchanged entities that were missing from the
+	// previous listing and are listed again.
+	Back   []string
+	Absent []*T // in the snapshot, not in this listing
+}
+
+// seq is s, or an empty sequence for nil.
+func seq[V any](s iter.Seq[V]) iter.Seq[V] {
+	if s == nil {
+		return func(func(V) bool) {}
+	}
+	return s
+}
+
+// Pointers yields a pointer to each item, for Changes.Same.
+func Pointers[T any](items []*T) iter.Seq[*T] {
+	return func(yield func(*T) bool) {
+		for _, it := range items {
+			if !yield(it) {
+				return
+			}
+		}
+	}
 }
 
 // HistoryKey names an entity's usage history.
@@ -234,7 +264,7 @@ func evaluateKind[T any](in Input, out *Output, ch Changes[T], k kind[T]) {
 			out.Missing[EntityKey(k.entity, id)] = false // back before it was removed
 		}
 	}
-	for _, c := range ch.Changed {
+	for c := range seq(ch.Changed) {
 		if k.stopped() {
 			return
 		}
@@ -253,15 +283,17 @@ func evaluateKind[T any](in Input, out *Output, ch Changes[T], k kind[T]) {
 			k.eval(prev, nil)
 		}
 	}
-	clock := out.Clock && k.clock
-	for _, cur := range ch.Same {
+	for _, id := range ch.Back {
+		present(id)
+	}
+	if !(out.Full || out.Clock && k.clock) || ch.Same == nil {
+		return
+	}
+	for cur := range ch.Same {
 		if k.stopped() {
 			return
 		}
-		present(k.id(cur))
-		if out.Full || clock {
-			k.same(cur, out.Full)
-		}
+		k.same(cur, out.Full)
 	}
 }
 

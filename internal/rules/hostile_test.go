@@ -84,7 +84,7 @@ func TestAttackQueryUsageLastIgnoresLastPublishedDay(t *testing.T) {
 	require.NoError(t, err)
 	c := card("1", nil)
 	out := set.Evaluate(Input{Provider: "hw", Now: now, History: read, HistoryThrough: today - 2,
-		Cards: Changes[fleet.Card]{Changed: []Change[fleet.Card]{{Cur: &c}}}})
+		Cards: Changes[fleet.Card]{Changed: slices.Values([]Change[fleet.Card]{{Cur: &c}})}})
 	require.Equal(t, []string{"firing busy 1"}, kinds(out.Events), "the rule reads the last published day")
 
 	q, err := NewQuery(fleet.EntityCard, when, now)
@@ -107,7 +107,7 @@ func TestAttackQueryFirstIMEIIsAlwaysEmpty(t *testing.T) {
 	c := card("1", func(c *fleet.Card) { c.IMEI = "222" })
 	first := func(string) string { return "111" }
 	out := set.Evaluate(Input{Provider: "hw", Now: t0, FirstIMEI: first,
-		Cards: Changes[fleet.Card]{Changed: []Change[fleet.Card]{{Cur: &c}}}})
+		Cards: Changes[fleet.Card]{Changed: slices.Values([]Change[fleet.Card]{{Cur: &c}})}})
 	require.Equal(t, []string{"firing moved 1"}, kinds(out.Events))
 
 	q, err := NewQuery(fleet.EntityCard, when, t0)
@@ -184,8 +184,8 @@ func TestAttackEvaluateIsPureOverRandomSequences(t *testing.T) {
 			curPools = append(curPools, p)
 		}
 		in := Input{Provider: "hw", Now: now, State: state, ClockEvery: time.Hour,
-			Cards:     listing(cur, cards, func(c *fleet.Card) string { return c.ID }),
-			Pools:     listing(curPools, pools, func(p *fleet.Pool) string { return p.ID }),
+			Cards:     listing(cur, cards, func(c *fleet.Card) string { return c.ID }, missingIn(state, fleet.EntityCard)),
+			Pools:     listing(curPools, pools, func(p *fleet.Pool) string { return p.ID }, missingIn(state, fleet.EntityPool)),
 			FirstIMEI: func(id string) string { return firstIMEI[id] }}
 		before := mustJSON([]any{in.State, in.Cards, in.Pools})
 		out1 := set.Evaluate(in)
@@ -255,7 +255,7 @@ tests:
 		c := fleet.Card{ID: "1", Status: "active", FlowUsed: used, FlowLeft: 100 - used, FlowTotal: 100}
 		out := set.Evaluate(Input{Provider: "ali", Now: time.Date(2026, 11, 23, 2+i, 0, 0, 0, time.UTC), State: state, SnapshotUsage: true, ClockEvery: time.Hour,
 			History: func(_, id string) fleet.History { return hist[id] },
-			Cards:   listing([]fleet.Card{c}, snap, func(c *fleet.Card) string { return c.ID })})
+			Cards:   listing([]fleet.Card{c}, snap, func(c *fleet.Card) string { return c.ID }, missingIn(state, fleet.EntityCard))})
 		state.Apply(&out)
 		for k, h := range out.History {
 			hist[k.ID] = h
@@ -305,6 +305,6 @@ func TestAttackUsageTodayOverDailyDataReadsZero(t *testing.T) {
 	c := card("1", nil)
 	out := set.Evaluate(Input{Provider: "hw", Now: t0, HistoryThrough: today - 1,
 		History: func(string, string) fleet.History { return h },
-		Cards:   Changes[fleet.Card]{Changed: []Change[fleet.Card]{{Cur: &c}}}})
+		Cards:   Changes[fleet.Card]{Changed: slices.Values([]Change[fleet.Card]{{Cur: &c}})}})
 	require.Empty(t, kinds(out.Events), "today is not published: it is not 0 MB")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -194,8 +195,8 @@ func runCase(set *Set, clockEvery time.Duration, listings bool, tc testCase, res
 			Provider:       "test",
 			Now:            now,
 			State:          state,
-			Cards:          listing(curCards, cards, func(c *fleet.Card) string { return c.ID }),
-			Pools:          listing(curPools, pools, func(p *fleet.Pool) string { return p.ID }),
+			Cards:          listing(curCards, cards, func(c *fleet.Card) string { return c.ID }, missingIn(state, fleet.EntityCard)),
+			Pools:          listing(curPools, pools, func(p *fleet.Pool) string { return p.ID }, missingIn(state, fleet.EntityPool)),
 			FirstIMEI:      func(id string) string { return firstIMEI[id] },
 			ClockEvery:     clockEvery,
 			SnapshotUsage:  listings,
@@ -224,8 +225,10 @@ func runCase(set *Set, clockEvery time.Duration, listings bool, tc testCase, res
 
 // listing compares a step's entities with the snapshot as the poller's
 // diff does: new and changed, unchanged, and absent.
-func listing[T any](cur []T, snap map[string]T, id func(*T) string) Changes[T] {
+func listing[T any](cur []T, snap map[string]T, id func(*T) string, missing func(id string) bool) Changes[T] {
 	var ch Changes[T]
+	var same []*T
+	var changed []Change[T]
 	seen := make(map[string]bool, len(cur))
 	for i := range cur {
 		e := &cur[i]
@@ -233,11 +236,14 @@ func listing[T any](cur []T, snap map[string]T, id func(*T) string) Changes[T] {
 		p, ok := snap[id(e)]
 		switch {
 		case !ok:
-			ch.Changed = append(ch.Changed, Change[T]{Cur: e})
+			changed = append(changed, Change[T]{Cur: e})
 		case reflect.DeepEqual(p, *e):
-			ch.Same = append(ch.Same, e)
+			same = append(same, e)
+			if missing(id(e)) {
+				ch.Back = append(ch.Back, id(e))
+			}
 		default:
-			ch.Changed = append(ch.Changed, Change[T]{Prev: &p, Cur: e})
+			changed = append(changed, Change[T]{Prev: &p, Cur: e})
 		}
 	}
 	ids := make([]string, 0, len(snap))
@@ -251,7 +257,14 @@ func listing[T any](cur []T, snap map[string]T, id func(*T) string) Changes[T] {
 		p := snap[k]
 		ch.Absent = append(ch.Absent, &p)
 	}
+	ch.Same, ch.Changed = Pointers(same), slices.Values(changed)
 	return ch
+}
+
+// missingIn reports whether an entity of the kind was missing from the
+// previous listing.
+func missingIn(state State, entity string) func(id string) bool {
+	return func(id string) bool { return state.Missing[EntityKey(entity, id)] }
 }
 
 // keep moves the snapshot on as the poller commits it: the listing's

@@ -1,9 +1,7 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 
 	"github.com/simwatch/simwatch/internal/fleet"
 )
@@ -30,7 +28,7 @@ func (p *ProviderTx) History(key string) (fleet.History, error) {
 	if v == nil {
 		return h, nil
 	}
-	if err := decodeHistory(v, &h); err != nil {
+	if err := fleet.DecodeHistory(v, &h); err != nil {
 		return h, fmt.Errorf("store: %s history %s: %w", p.name, key, err)
 	}
 	return h, nil
@@ -65,72 +63,7 @@ func (p *ProviderTx) PutHistory(key string, h fleet.History, today int32) error 
 		return err
 	}
 	h.Trim(today - HistoryRetention)
-	return b.Put([]byte(key), encodeHistory(h))
-}
-
-// encodeHistory writes source, count, then (day delta, MB as float32 bits):
-// about 6 bytes a day.
-func encodeHistory(h fleet.History) []byte {
-	out := make([]byte, 0, 8+len(h.Days)*7)
-	out = append(out, historySource(h.Source))
-	out = binary.AppendUvarint(out, uint64(len(h.Days)))
-	var prev int32
-	for i, d := range h.Days {
-		if i == 0 {
-			out = binary.AppendVarint(out, int64(d.Day))
-		} else {
-			out = binary.AppendUvarint(out, uint64(d.Day-prev))
-		}
-		prev = d.Day
-		out = binary.LittleEndian.AppendUint32(out, math.Float32bits(float32(d.MB)))
-	}
-	return out
-}
-
-func historySource(s string) byte {
-	switch s {
-	case fleet.HistoryDaily:
-		return 1
-	case fleet.HistorySnapshot:
-		return 2
-	}
-	return 0
-}
-
-func decodeHistory(b []byte, h *fleet.History) error {
-	if len(b) < 1 {
-		return errCorrupt
-	}
-	switch b[0] {
-	case 1:
-		h.Source = fleet.HistoryDaily
-	case 2:
-		h.Source = fleet.HistorySnapshot
-	}
-	d := decoder{b: b[1:]}
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		return errCorrupt
-	}
-	h.Days = make([]fleet.DayUsage, 0, n)
-	var day int32
-	for i := uint64(0); i < n && !d.err; i++ {
-		if i == 0 {
-			day = int32(d.varint())
-		} else {
-			day += int32(d.uvarint())
-		}
-		if len(d.b) < 4 {
-			return errCorrupt
-		}
-		mb := float64(math.Float32frombits(binary.LittleEndian.Uint32(d.b)))
-		d.b = d.b[4:]
-		h.Days = append(h.Days, fleet.DayUsage{Day: day, MB: math.Round(mb*1000) / 1000})
-	}
-	if d.err {
-		return errCorrupt
-	}
-	return nil
+	return b.Put([]byte(key), fleet.EncodeHistory(h))
 }
 
 var bucketFirstIMEI = []byte("first_imei")

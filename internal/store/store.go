@@ -30,6 +30,10 @@ var (
 	bucketCards   = []byte("cards")
 	bucketPools   = []byte("pools")
 	bucketAlerts  = []byte("alerts")
+	// card id → the fingerprint of the card's record as the provider last
+	// listed it (8 bytes): what a poller loads to tell changed cards from
+	// the rest without reading the cards themselves.
+	bucketCardFP = []byte("card_fp")
 	keyMeta       = []byte("meta")
 )
 
@@ -185,9 +189,64 @@ func (p *ProviderTx) PutCard(id string, encoded []byte) error {
 	return p.sub(bucketCards).Put([]byte(id), encoded)
 }
 
-// DeleteCard removes a card.
+// DeleteCard removes a card and its fingerprint.
 func (p *ProviderTx) DeleteCard(id string) error {
+	if b := p.sub(bucketCardFP); b != nil {
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+	}
 	return p.sub(bucketCards).Delete([]byte(id))
+}
+
+// PutCardFP records the fingerprint of a card's record as listed.
+func (p *ProviderTx) PutCardFP(id string, fp uint64) error {
+	b, err := p.b.CreateBucketIfNotExists(bucketCardFP)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(id), binary.BigEndian.AppendUint64(nil, fp))
+}
+
+// ForEachCardFP calls fn with each card's recorded fingerprint. It reports
+// false when none was ever recorded (a store written before fingerprints
+// were): the caller then knows the cards only by their ids.
+func (p *ProviderTx) ForEachCardFP(fn func(id string, fp uint64)) (bool, error) {
+	b := p.sub(bucketCardFP)
+	if b == nil {
+		return false, nil
+	}
+	return true, b.ForEach(func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("store: %s card %s: fingerprint of %d bytes", p.name, k, len(v))
+		}
+		fn(string(k), binary.BigEndian.Uint64(v))
+		return nil
+	})
+}
+
+// ForEachCardID calls fn with each stored card's id, in id order.
+func (p *ProviderTx) ForEachCardID(fn func(id string)) error {
+	b := p.sub(bucketCards)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		fn(string(k))
+	}
+	return nil
+}
+
+// Dense makes this transaction fill the snapshot's pages before splitting
+// them: a cycle writes its cards in id order, and bbolt's default (half
+// full) would double the file and every page a later cycle reads.
+func (p *ProviderTx) Dense() {
+	for _, name := range [][]byte{bucketCards, bucketCardFP} {
+		if b := p.sub(name); b != nil {
+			b.FillPercent = 0.9
+		}
+	}
 }
 
 // ForEachCard calls fn with each stored card's id and encoding, in id order.
@@ -298,6 +357,10 @@ type Meta struct {
 	HistoryAskedAt time.Time `json:"history_asked_at,omitzero"`
 	// LastClockEval is when clock and history rules last ran on unchanged entities.
 	LastClockEval time.Time `json:"last_clock_eval,omitzero"`
+	// FPKind names how the recorded card fingerprints were made: one of
+	// another kind (a provider client that changed how it lists) never
+	// matches, and the card is decoded again.
+	FPKind string `json:"fp_kind,omitempty"`
 }
 
 // Meta returns the provider's metadata.

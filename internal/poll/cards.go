@@ -1,0 +1,95 @@
+package poll
+
+import (
+	"iter"
+
+	"github.com/simwatch/simwatch/internal/fleet"
+	"github.com/simwatch/simwatch/internal/rules"
+	"github.com/simwatch/simwatch/internal/store"
+)
+
+// cardChanges is what rules.Evaluate reads of a card diff, read lazily
+// inside the evaluation's read transaction: each changed card is decoded
+// (and its previous version read) as evaluation walks it, and unchanged
+// cards are read from the snapshot only if rules must see them. The first
+// read error stops the walks and is kept in *err. Absent cards in hold are
+// left out: they wait as they are.
+func cardChanges(pt *store.ProviderTx, d *cardDiff, hold map[string]bool, err *error) (rules.Changes[fleet.Card], error) {
+	ch := rules.Changes[fleet.Card]{Back: d.back}
+	ch.Changed = func(yield func(rules.Change[fleet.Card]) bool) {
+		for _, r := range d.changed {
+			if *err != nil {
+				return
+			}
+			cur, e := store.DecodeCard(r.Data)
+			if e != nil {
+				*err = e
+				return
+			}
+			prev, ok, e := pt.Card(r.ID)
+			if e != nil {
+				*err = e
+				return
+			}
+			c := rules.Change[fleet.Card]{Cur: &cur}
+			if ok {
+				c.Prev = &prev
+			}
+			if !yield(c) {
+				return
+			}
+		}
+	}
+	ch.Same = sameCards(pt, d, err)
+	for _, id := range d.absent {
+		if hold[id] {
+			continue
+		}
+		prev, ok, err := pt.Card(id)
+		if err != nil {
+			return ch, err
+		}
+		if ok {
+			ch.Absent = append(ch.Absent, &prev)
+		}
+	}
+	return ch, nil
+}
+
+// sameCards yields the snapshot's cards that this listing has unchanged:
+// all but the changed and the absent ones.
+func sameCards(pt *store.ProviderTx, d *cardDiff, err *error) iter.Seq[*fleet.Card] {
+	return func(yield func(*fleet.Card) bool) {
+		skip := make(map[string]bool, len(d.changed)+len(d.absent))
+		for _, r := range d.changed {
+			skip[r.ID] = true
+		}
+		for _, id := range d.absent {
+			skip[id] = true
+		}
+		stopped := errStopWalk
+		e := pt.ForEachCard(func(id string, enc []byte) error {
+			if skip[id] {
+				return nil
+			}
+			c, err := store.DecodeCard(enc)
+			if err != nil {
+				return err
+			}
+			if !yield(&c) {
+				return stopped
+			}
+			return nil
+		})
+		if e != nil && e != stopped && *err == nil {
+			*err = e
+		}
+	}
+}
+
+// errStopWalk ends a store walk early.
+var errStopWalk = errWalk("walk stopped")
+
+type errWalk string
+
+func (e errWalk) Error() string { return string(e) }
