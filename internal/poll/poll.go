@@ -183,6 +183,7 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 	// Only a committed cycle moves the state and becomes the base of the next diff.
 	p.state.Apply(&out)
+	p.noteAlertCounts()
 	if kind != p.fpKind {
 		// Every card was decoded and recorded anew; absent ones keep a
 		// fingerprint of the old kind, which never matches again.

@@ -225,6 +225,15 @@ func (p *ProviderTx) ForEachCardFP(fn func(id string, fp uint64)) (bool, error) 
 	})
 }
 
+// DropCardFPs forgets every card's fingerprint: the next cycle decodes
+// every card again and compares it with its stored version.
+func (p *ProviderTx) DropCardFPs() error {
+	if p.sub(bucketCardFP) == nil {
+		return nil
+	}
+	return p.b.DeleteBucket(bucketCardFP)
+}
+
 // ForEachCardID calls fn with each stored card's id, in id order.
 func (p *ProviderTx) ForEachCardID(fn func(id string)) error {
 	b := p.sub(bucketCards)
