@@ -77,10 +77,17 @@ func newHelpers(now time.Time, changed, known func(string) bool, h *usage) helpe
 	return helpers{
 		Known: known,
 		FirstIMEI: func() string {
-			if h.firstIMEI == nil || h.entity != fleet.EntityCard {
+			if h.entity != fleet.EntityCard {
 				return ""
 			}
-			return h.firstIMEI(h.id)
+			// Only a card whose IMEI changed has one recorded (see
+			// Evaluate): any other still has its first.
+			if h.firstIMEI != nil {
+				if imei := h.firstIMEI(h.id); imei != "" {
+					return imei
+				}
+			}
+			return h.imei
 		},
 		UsageToday: func() float64 {
 			hist := h.get()
@@ -143,6 +150,7 @@ type usage struct {
 	unknown   bool
 	read      func(entity, id string) fleet.History
 	firstIMEI func(id string) string
+	imei      string // the card's IMEI, when known
 	entity    string
 	id        string
 	left      float64
@@ -150,9 +158,19 @@ type usage struct {
 	h         fleet.History
 }
 
-func (u *usage) reset(entity, id string, left float64) {
-	u.entity, u.id, u.left, u.loaded = entity, id, left, false
+func (u *usage) reset(entity, id string, left float64, imei string) {
+	u.entity, u.id, u.left, u.imei, u.loaded = entity, id, left, imei, false
 }
+
+// knownIMEI is the card's IMEI, or "" when the provider did not give it.
+func knownIMEI(c *fleet.Card) string {
+	if c.Unknown.Has(imeiBit) {
+		return ""
+	}
+	return c.IMEI
+}
+
+var imeiBit = fleet.CardField("imei")
 
 func (u *usage) get() *fleet.History {
 	if !u.loaded {

@@ -231,11 +231,11 @@ func lazyJSON[T any](v *T) func() json.RawMessage {
 }
 
 func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly bool, unknown, prevUnknown fleet.Unknown, values, prev func() json.RawMessage) {
-	left := c.card.FlowLeft
+	left, imei := c.card.FlowLeft, knownIMEI(&c.card.Card)
 	if entity == fleet.EntityPool {
-		left = c.pool.FlowLeft
+		left, imei = c.pool.FlowLeft, ""
 	}
-	c.usage.reset(entity, id, left)
+	c.usage.reset(entity, id, left, imei)
 	removing := c.card.Removed || c.pool.Removed
 	for i, r := range c.set.Rules {
 		if r.On != entity || (clockOnly && !r.clock) || r.removal != removing {

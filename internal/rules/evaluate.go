@@ -212,8 +212,12 @@ func (s *Set) Evaluate(in Input) Output {
 		same:   c.cardSame,
 		clock:  s.HasClockRules(fleet.EntityCard),
 		seen: func(prev, cur *fleet.Card) {
-			if cur.IMEI != "" && !cur.Unknown.Has(fleet.CardField("imei")) && c.usage.firstIMEI(cur.ID) == "" {
-				out.FirstIMEI[cur.ID] = cur.IMEI
+			// A card's first IMEI is recorded only when it is about to
+			// be lost: the known IMEI the card had changes (or becomes
+			// unknown) and none is recorded. Until then the card's own
+			// IMEI is its first, and a million new cards write nothing.
+			if prev != nil && knownIMEI(prev) != "" && knownIMEI(cur) != prev.IMEI && c.usage.firstIMEI(cur.ID) == "" {
+				out.FirstIMEI[cur.ID] = prev.IMEI
 			}
 			if prev != nil && !(prev.Unknown | cur.Unknown).Has(usedBit) {
 				usage(fleet.EntityCard, cur.ID, prev.FlowUsed, cur.FlowUsed)

@@ -77,7 +77,7 @@ func (q *Query) MatchCard(c *fleet.Card) (bool, error) {
 	cy := q.cycle
 	cy.curCard, cy.prevCard = c, c
 	cy.card.Card, cy.card.Prev = *c, *c
-	cy.usage.reset(fleet.EntityCard, c.ID, c.FlowLeft)
+	cy.usage.reset(fleet.EntityCard, c.ID, c.FlowLeft, knownIMEI(c))
 	return q.run(&cy.card)
 }
 
@@ -89,7 +89,7 @@ func (q *Query) MatchPool(p *fleet.Pool) (bool, error) {
 	cy := q.cycle
 	cy.curPool, cy.prevPool = p, p
 	cy.pool.Pool, cy.pool.Prev = *p, *p
-	cy.usage.reset(fleet.EntityPool, p.ID, p.FlowLeft)
+	cy.usage.reset(fleet.EntityPool, p.ID, p.FlowLeft, "")
 	return q.run(&cy.pool)
 }
 

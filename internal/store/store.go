@@ -44,16 +44,26 @@ type Store struct {
 	notifiers atomic.Pointer[[]string]
 }
 
-// Open opens or creates the database at path and checks it (see Check): a
-// corrupt file is a *DamagedError naming the fix, never a panic.
+// CheckAtOpenMax is the largest store Open checks page by page. Checking
+// reads the whole file, which at a million cards is gigabytes of page cache
+// mapped into the watcher and seconds of every `run --once`; a larger store
+// is checked by `watcher doctor`, and damage met while it runs is still a
+// *DamagedError (see guard), never a crash.
+const CheckAtOpenMax = 64 << 20
+
+// Open opens or creates the database at path and, when it is not larger
+// than CheckAtOpenMax, checks it (see Check): a corrupt file is a
+// *DamagedError naming the fix, never a panic.
 func Open(path string) (*Store, error) {
 	s, err := openDB(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Check(); err != nil {
-		s.Close()
-		return nil, err
+	if s.Size() <= CheckAtOpenMax {
+		if err := s.Check(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
