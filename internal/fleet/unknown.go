@@ -198,15 +198,6 @@ func CheckMB(field string, v, limit float64, negative bool) error {
 type cardJSON Card
 type poolJSON Pool
 
-// MarshalJSON writes the card with its unknown fields as null.
-func (c Card) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(cardJSON(c))
-	if err != nil || c.Unknown == 0 {
-		return b, err
-	}
-	return nullFields(b, c.Unknown, cardBits)
-}
-
 // UnmarshalJSON reads a card; a field given as null is unknown.
 func (c *Card) UnmarshalJSON(b []byte) error {
 	var v cardJSON
@@ -218,15 +209,6 @@ func (c *Card) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes the pool with its unknown fields as null.
-func (p Pool) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(poolJSON(p))
-	if err != nil || p.Unknown == 0 {
-		return b, err
-	}
-	return nullFields(b, p.Unknown, poolBits)
-}
-
 // UnmarshalJSON reads a pool; a field given as null is unknown.
 func (p *Pool) UnmarshalJSON(b []byte) error {
 	var v poolJSON
@@ -236,44 +218,6 @@ func (p *Pool) UnmarshalJSON(b []byte) error {
 	*p = Pool(v)
 	p.Unknown = nulls(b, poolBits)
 	return nil
-}
-
-// nullFields rewrites the object b with the fields in u set to null,
-// keeping the key order.
-func nullFields(b []byte, u Unknown, fb fieldBits) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if _, err := dec.Token(); err != nil { // {
-		return nil, err
-	}
-	null := map[string]bool{}
-	for bit, name := range fb.json {
-		if u.Has(bit) {
-			null[name] = true
-		}
-	}
-	out := []byte{'{'}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, err
-		}
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		k, _ := json.Marshal(key)
-		out = append(append(out, k...), ':')
-		if null[key] {
-			out = append(out, "null"...)
-		} else {
-			out = append(out, raw...)
-		}
-	}
-	return append(out, '}'), nil
 }
 
 // nulls finds the nullable fields b gives as null.
