@@ -2,378 +2,95 @@ package app
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/pprof"
-	"sort"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
-
-	"github.com/simwatch/simwatch/internal/bus"
-	"github.com/simwatch/simwatch/internal/outbox"
-	"github.com/simwatch/simwatch/internal/poll"
-	"github.com/simwatch/simwatch/internal/provider/gsl"
-	"github.com/simwatch/simwatch/internal/rules"
-	"github.com/simwatch/simwatch/internal/sim"
-	"github.com/simwatch/simwatch/internal/store"
 )
 
-// benchCmd measures the real pipeline against the simulator on loopback:
-// per stage wall time, and per cycle CPU time, allocations, peak RSS and the
-// store's size, for a cold cycle and steady cycles; and, in the same run, a
-// baseline that only fetches and decodes the pages with encoding/json.
+// benchOpts are `watcher bench`'s flags.
+type benchOpts struct {
+	cards, pools, rules, cycles int
+	changed                     float64
+	seed                        uint64
+
+	// Out of process (the default): the targets of issue 13.
+	sdk      string        // a built bench/sdk binary; empty skips the SDK baseline
+	jsonOut  string        // write the figures here as JSON
+	baseline bool          // measure the baselines (SDK and in-process)
+	daemon   bool          // measure the daemon's steady cycle
+	interval time.Duration // the daemon's interval
+	notifier string        // webhook or console
+	timeout  time.Duration // the most one run --once may take
+	keep     bool          // keep the data_dir (printed) for a look afterwards
+
+	// In process (--stages): the old per-stage breakdown, for profiling.
+	stages     bool
+	latency    int
+	cpuProfile string
+}
+
+// benchCmd measures the watcher the way users do. By default it runs the
+// simulator and the watcher as separate processes (this binary, exec'd):
+// the official SDK's listing and a strict in-process listing as baselines,
+// then cold and steady `run --once`, then the daemon's steady cycles; see
+// benchOut. With --stages it runs the old in-process breakdown instead.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o benchOpts
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cards := fs.Int("cards", 100_000, "simulated cards")
-	pools := fs.Int("pools", 100, "simulated pools")
-	nRules := fs.Int("rules", 50, "generated rules")
-	changed := fs.Float64("changed", 1, "percent of cards changed between steady cycles")
-	cycles := fs.Int("cycles", 3, "steady cycles to measure")
-	latency := fs.Int("latency", 0, "also measure poll-to-webhook latency over this many cycles of one changed card")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the cold cycle to this file")
+	fs.IntVar(&o.cards, "cards", 200_000, "simulated cards")
+	fs.IntVar(&o.pools, "pools", 100, "simulated pools")
+	fs.IntVar(&o.rules, "rules", 50, "generated rules")
+	fs.Float64Var(&o.changed, "changed", 1, "percent of cards changed before each steady run or cycle")
+	fs.IntVar(&o.cycles, "cycles", 3, "steady runs (and daemon cycles) to measure")
+	fs.Uint64Var(&o.seed, "seed", 1, "fleet seed")
+	fs.StringVar(&o.sdk, "sdk", "", "the bench/sdk binary (make bench builds bin/sdk-list): list the fleet with Huawei's official Go SDK as the baseline")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the figures to this file as JSON")
+	fs.BoolVar(&o.baseline, "baseline", true, "measure the listing baselines (false: report times only)")
+	fs.BoolVar(&o.daemon, "daemon", true, "also measure the daemon's steady cycle")
+	fs.DurationVar(&o.interval, "interval", 2*time.Second, "the daemon's poll interval while measured")
+	fs.StringVar(&o.notifier, "notifier", "webhook", "where events go: webhook (a receiver the bench serves) or console")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "the most one run --once may take")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data_dir and config")
+	fs.BoolVar(&o.stages, "stages", false, "the in-process per-stage breakdown (simulator in the same process) instead, for profiling")
+	fs.IntVar(&o.latency, "latency", 0, "with --stages: also measure poll-to-webhook latency over this many cycles of one changed card")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "with --stages: write a CPU profile of the cold cycle to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fleet := sim.NewFleet(sim.FleetOptions{Cards: *cards, Pools: *pools, Seed: 1})
-	srv := sim.NewServer(sim.Options{Fleet: fleet})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+	if o.cards < 1 || o.pools < 1 || o.rules < 1 || o.cycles < 1 || o.changed <= 0 || o.changed > 100 {
+		return errors.New("bench: --cards, --pools, --rules and --cycles must be at least 1, and --changed more than 0 and at most 100")
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	defer hs.Close()
-	endpoint := "http://" + ln.Addr().String()
-	dir, err := os.MkdirTemp("", "simwatch-bench-*")
-	if err != nil {
-		return err
+	if err := benchNotifier(o.notifier); err != nil {
+		return fmt.Errorf("bench: --notifier %q: %w", o.notifier, err)
 	}
-	defer os.RemoveAll(dir)
-
-	fmt.Fprintf(stdout, "simwatch bench: %d cards, %d pools, %d rules, %.2g%% changed; GOMAXPROCS=%d\n\n", *cards, *pools, *nRules, *changed, runtime.GOMAXPROCS(0))
-	// The baseline is the median of three runs: on two shared cores a single
-	// run varies by a fifth.
-	var bases []sample
-	for range 3 {
-		b, err := measure(func() (map[string]time.Duration, error) { return baseline(ctx, endpoint, *cards) })
+	if o.stages {
+		return benchStages(ctx, o, stdout)
+	}
+	if o.latency > 0 || o.cpuProfile != "" {
+		return errors.New("bench: --latency and --cpuprofile measure in process: add --stages")
+	}
+	if o.sdk != "" {
+		abs, err := filepath.Abs(o.sdk)
 		if err != nil {
 			return err
 		}
-		bases = append(bases, b)
-	}
-	sort.Slice(bases, func(i, j int) bool { return bases[i].wall < bases[j].wall })
-	base := bases[1]
-	set, err := rules.Parse("bench.yaml", []byte(benchRules(*nRules)), rules.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	client, err := gsl.New(gsl.Options{Name: "hw", Endpoint: endpoint, Token: "t", PageSize: 500, Rate: 1e6, Concurrency: 4})
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(filepath.Join(dir, "simwatch.db"))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	b, err := bus.Open(ctx, bus.Options{DataDir: dir})
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	relay := outbox.New(st, b, 0, nil)
-	p := poll.New(poll.Options{Provider: "hw", Source: client, Store: st, Rules: func() *rules.Set { return set }, ClockEvery: time.Hour})
-	cycle := func() (map[string]time.Duration, error) {
-		decode0 := client.DecodeTime()
-		res, err := p.Cycle(ctx)
-		if err != nil {
-			return nil, err
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("bench: --sdk: %w (make bench builds it: cd bench/sdk && go build -o ../../bin/sdk-list .)", err)
 		}
-		t := time.Now()
-		if _, err := relay.Drain(ctx); err != nil {
-			return nil, err
-		}
-		return map[string]time.Duration{"fetch+decode": res.Fetch, "decode (summed over pages)": client.DecodeTime() - decode0, "diff": res.Diff, "rules (reads + evaluate)": res.Eval,
-			"commit (writes)": res.Commit, "publish": time.Since(t), "events": time.Duration(res.Events)}, nil
+		o.sdk = abs
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-	}
-	cold, err := measure(cycle)
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
-	if err != nil {
-		return err
-	}
-	var steady []sample
-	iccids := fleet.CardICCIDs()
-	n := int(float64(*cards) * *changed / 100)
-	for round := 1; round <= *cycles; round++ {
-		for i := range n {
-			used := float64(round)
-			_ = fleet.PatchCard(iccids[(i*7919+round*104729)%len(iccids)], sim.CardPatch{FlowUsed: &used})
-		}
-		s, err := measure(cycle)
-		if err != nil {
-			return err
-		}
-		steady = append(steady, s)
-	}
-	report(stdout, base, cold, steady, st.Size(), *cards)
-	if *latency > 0 {
-		return benchLatency(ctx, stdout, fleet, endpoint, dir, *latency)
-	}
-	return nil
+	return benchOut(ctx, o, os.Args, stdout, stderr)
 }
 
-// sample is one measured run: stage wall times and process-wide costs.
-type sample struct {
-	stages map[string]time.Duration
-	wall   time.Duration
-	cpu    time.Duration
-	allocs uint64
-	bytes  uint64
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func measure(f func() (map[string]time.Duration, error)) (sample, error) {
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	c0, t0 := cpuTime(), time.Now()
-	stages, err := f()
-	s := sample{stages: stages, wall: time.Since(t0), cpu: cpuTime() - c0}
-	runtime.ReadMemStats(&m1)
-	s.allocs, s.bytes = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc
-	return s, err
-}
-
-// peakRSS is the process's high-water resident set, from /proc.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
+// benchNotifier checks --notifier for the command table.
+func benchNotifier(v any) error {
+	if s := v.(string); s != "webhook" && s != "console" {
+		return errors.New("want webhook or console")
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
-func report(w io.Writer, base, cold sample, steady []sample, storeSize int64, cards int) {
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-	fmt.Fprintf(w, "baseline (fetch + encoding/json into a plain struct; median of 3): wall %s, cpu %s, %d allocs, %.1f MB allocated\n",
-		ms(base.wall), ms(base.cpu), base.allocs, float64(base.bytes)/1e6)
-	fmt.Fprintf(w, "           %-28s %s\n\n", "decode (summed over pages)", ms(base.stages["decode (summed over pages)"]))
-	row := func(name string, s sample) {
-		fmt.Fprintf(w, "%-8s wall %-10s (%.2f× baseline)  cpu %-10s  allocs %-9d  %.1f MB allocated  events %d\n",
-			name, ms(s.wall), float64(s.wall)/float64(base.wall), ms(s.cpu), s.allocs, float64(s.bytes)/1e6, int(s.stages["events"]))
-		keys := make([]string, 0, len(s.stages))
-		for k := range s.stages {
-			if k != "events" {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "           %-28s %s\n", k, ms(s.stages[k]))
-		}
-	}
-	row("cold", cold)
-	for i, s := range steady {
-		row(fmt.Sprintf("steady%d", i+1), s)
-	}
-	rss := peakRSS()
-	fmt.Fprintf(w, "\npeak RSS %.1f MB (%.0f B per card); store %.1f MB (%.0f B per card)\n",
-		float64(rss)/1e6, float64(rss)/float64(cards), float64(storeSize)/1e6, float64(storeSize)/float64(cards))
-}
-
-// baseline fetches every page with plain GETs, 4 at a time, and decodes each
-// with encoding/json into a plain struct: the least any watcher must do.
-func baseline(ctx context.Context, endpoint string, cards int) (map[string]time.Duration, error) {
-	type plainCard struct {
-		SimCardID      int64    `json:"sim_card_id"`
-		AccountID      *string  `json:"account_id"`
-		CID            *string  `json:"cid"`
-		SimPoolID      *int64   `json:"sim_pool_id"`
-		IMEI           *string  `json:"imei"`
-		SimStatus      int      `json:"sim_status"`
-		DeviceStatus   *int     `json:"device_status"`
-		ActDate        *string  `json:"act_date"`
-		ICCID          *string  `json:"iccid"`
-		NetworkType    *string  `json:"network_type"`
-		TagNames       *string  `json:"tag_names"`
-		ExpireTime     *string  `json:"expire_time"`
-		PricePlanName  *string  `json:"price_plan_name"`
-		FlowLeft       *float64 `json:"flow_left"`
-		FlowUsed       *float64 `json:"flow_used"`
-		OperatorStatus *int     `json:"operator_status"`
-		MSISDN         *string  `json:"msisdn"`
-		IMSI           *string  `json:"imsi"`
-	}
-	pages := (cards + 499) / 500
-	var wg sync.WaitGroup
-	next := make(chan int)
-	errs := make(chan error, pages)
-	var decode time.Duration
-	var mu sync.Mutex
-	for range 4 {
-		wg.Go(func() {
-			for page := range next {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/sim-cards?offset=%d&limit=500", endpoint, page), nil)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					errs <- err
-					continue
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if err != nil {
-					errs <- err
-					continue
-				}
-				t := time.Now()
-				var out struct {
-					Count    int         `json:"count"`
-					SimCards []plainCard `json:"sim_cards"`
-				}
-				if err := json.Unmarshal(body, &out); err != nil {
-					errs <- err
-				}
-				mu.Lock()
-				decode += time.Since(t)
-				mu.Unlock()
-			}
-		})
-	}
-	for page := 1; page <= pages; page++ {
-		next <- page
-	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return nil, err
-	}
-	return map[string]time.Duration{"decode (summed over pages)": decode}, nil
-}
-
-// benchRules generates n rules of the kinds fleets write: per-group
-// thresholds in MB and percent (each matching a small part of the fleet, as
-// alerts do), status transitions, and pool thresholds.
-func benchRules(n int) string {
-	var b strings.Builder
-	b.WriteString("rules:\n")
-	for i := range n {
-		switch i % 4 {
-		case 0:
-			fmt.Fprintf(&b, "  - {name: low_%d, on: card, when: 'pool_id == \"%d\" && status == \"active\" && flow_left < 10'}\n", i, 4940000001+i/4)
-		case 1:
-			fmt.Fprintf(&b, "  - {name: pct_%d, on: card, when: '\"fleet-a\" in tags && flow_total > 0 && pct(flow_used, flow_total) > %d'}\n", i, 90+i%10)
-		case 2:
-			fmt.Fprintf(&b, "  - {name: susp_%d, on: card, when: 'prev.status == \"active\" && status == \"suspended\" && operator_status == %d'}\n", i, 1+i%7)
-		default:
-			fmt.Fprintf(&b, "  - {name: pool_%d, on: pool, when: 'flow_left < %d'}\n", i, -i*10)
-		}
-	}
-	return b.String()
-}
-
-// benchLatency measures, over n cycles, the time from the start of a poll
-// cycle in which one card changed to a webhook receiver accepting its event,
-// through the outbox, embedded NATS and the notifier. Grouping windows are
-// off (0s): what is measured is the pipeline, not group_wait.
-func benchLatency(ctx context.Context, w io.Writer, fleet *sim.Fleet, endpoint, dir string, n int) error {
-	got := make(chan time.Time, 16)
-	recv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		got <- time.Now()
-	}), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() { _ = recv.Serve(ln) }()
-	defer recv.Close()
-	cfgText := fmt.Sprintf(`data_dir: %q
-rule_files: []
-providers:
-  - {name: lat, type: huawei-gsl, endpoint: %s, auth: {token: t}, page_size: 500, rate: 1000}
-notifiers:
-  - {name: hook, type: webhook, url: "http://%s/", backoff: 10ms, group_wait: 0s, group_interval: 0s}
-`, filepath.Join(dir, "latency"), endpoint, ln.Addr())
-	cfg, err := configFromText(cfgText)
-	if err != nil {
-		return err
-	}
-	set, err := rules.Parse("latency.yaml", []byte("rules:\n  - {name: flip, on: card, when: 'changed(\"flow_used\")'}\n"), rules.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	wt, err := New(ctx, cfg, Options{Stdout: io.Discard, Logger: slog.New(slog.DiscardHandler), Rules: set})
-	if err != nil {
-		return err
-	}
-	defer wt.Close()
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { wt.relay.Run(rctx) })
-	for _, d := range wt.dispatchers {
-		wg.Go(func() { _ = d.Run(rctx) })
-	}
-	defer wg.Wait()
-	defer cancel()
-	p := wt.providers[0].poller
-	if _, err := p.Cycle(ctx); err != nil { // first sight
-		return err
-	}
-	iccid := fleet.CardICCIDs()[0]
-	var lat []time.Duration
-	for i := range n {
-		used := float64(1000 + i)
-		_ = fleet.PatchCard(iccid, sim.CardPatch{FlowUsed: &used})
-		start := time.Now()
-		if _, err := p.Cycle(ctx); err != nil {
-			return err
-		}
-		select {
-		case at := <-got:
-			lat = append(lat, at.Sub(start))
-		case <-time.After(30 * time.Second):
-			return fmt.Errorf("latency: event %d never arrived", i)
-		}
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	fmt.Fprintf(w, "\npoll-to-webhook latency, one changed card, %d cycles: p50 %s, p99 %s, max %s\n", n,
-		pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
 	return nil
 }

@@ -35,12 +35,31 @@ func (s redactedFinder) FindCards(ctx context.Context, cards map[string]string) 
 	return found, s.r.Error(err)
 }
 
+// redactedStats and redactedFinderStats keep the request counts of a
+// provider's client (requestStatser) for the metrics.
+type redactedStats struct {
+	redactedSource
+	requestStatser
+}
+
+type redactedFinderStats struct {
+	redactedFinder
+	requestStatser
+}
+
 // redactSource wraps src so that its errors are masked, keeping the
-// optional interfaces the poller looks for.
+// optional interfaces the poller and the metrics look for.
 func redactSource(src poll.Source, r *redact.Redactor) poll.Source {
 	rs := redactedSource{src, r}
-	if f, ok := src.(poll.Finder); ok {
+	f, finder := src.(poll.Finder)
+	st, stats := src.(requestStatser)
+	switch {
+	case finder && stats:
+		return redactedFinderStats{redactedFinder{rs, f}, st}
+	case finder:
 		return redactedFinder{rs, f}
+	case stats:
+		return redactedStats{rs, st}
 	}
 	return rs
 }

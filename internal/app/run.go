@@ -29,6 +29,7 @@ func (w *Watcher) cycle(ctx context.Context, p *providerRun) error {
 	if err != nil {
 		return err
 	}
+	w.observeCycle(p.name, res, took)
 	w.log.Info("cycle", "provider", p.name, "cards", res.Cards, "pools", res.Pools, "changed", res.Changed,
 		"events", res.Events, "firing", res.Firing, "fetch", res.Fetch.Round(time.Millisecond), "commit", res.Commit.Round(time.Millisecond),
 		"took", took.Round(time.Millisecond))

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"time"
@@ -24,10 +25,16 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sk := fs.String("sk", "", "secret key for --ak")
 	token := fs.String("token", "", "accepted static X-Auth-Token")
 	day := fs.Duration("day", 0, "advance one simulated day this often (0: only via POST /_sim/advance)")
+	maxRate := fs.Float64("max-rate", 0, "throttle API requests over this many per second, as the real gateways do (0: never)")
+	retryAfter := fs.Duration("throttle-retry-after", 0, "send this Retry-After on throttled answers (0: none, as real gateways often do)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := sim.Options{Fleet: sim.NewFleet(sim.FleetOptions{Cards: *cards, Pools: *pools, Seed: *seed})}
+	if *maxRate < 0 || math.IsNaN(*maxRate) || math.IsInf(*maxRate, 0) || *retryAfter < 0 {
+		return fmt.Errorf("sim: --max-rate and --throttle-retry-after must be finite and not negative")
+	}
+	o := sim.Options{Fleet: sim.NewFleet(sim.FleetOptions{Cards: *cards, Pools: *pools, Seed: *seed}),
+		MaxRate: *maxRate, ThrottleRetryAfter: *retryAfter}
 	if *ak != "" {
 		o.Keys = map[string]string{*ak: *sk}
 	}

@@ -97,8 +97,8 @@ type Provider struct {
 	Auth        Auth     `yaml:"auth"`
 	Interval    Duration `yaml:"interval"`
 	PageSize    int      `yaml:"page_size"`
-	Rate        float64  `yaml:"rate"`        // requests per second
-	Concurrency int      `yaml:"concurrency"` // pages in flight at once
+	Rate        float64  `yaml:"rate"`        // ceiling on requests per second; 0: none, the rate adapts
+	Concurrency int      `yaml:"concurrency"` // ceiling on requests in flight; 0: the client's default
 	Timeout     Duration `yaml:"timeout"`     // per request
 	Retries     int      `yaml:"retries"`     // attempts per request beyond the first
 	// UnhealthyAfter is the number of failed cycles in a row after which a
@@ -219,13 +219,15 @@ func (d *Duration) UnmarshalYAML(b []byte) error {
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
+// MaxConcurrency bounds a provider's concurrency ceiling: more requests in
+// flight than this is a typo, not a plan.
+const MaxConcurrency = 1000
+
 // Defaults.
 const (
 	DefaultInterval         = 10 * time.Minute
 	DefaultGSLPageSize      = 500
 	DefaultLinkCardPageSize = 40
-	DefaultRate             = 5
-	DefaultConcurrency      = 4
 	DefaultTimeout          = 30 * time.Second
 	DefaultRetries          = 4
 	DefaultUnhealthyAfter   = 3

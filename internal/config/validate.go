@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -47,12 +48,6 @@ func (c *Config) setDefaults() {
 		}
 		if p.PageSize == 0 && p.Type == TypeLinkCard {
 			p.PageSize = DefaultLinkCardPageSize
-		}
-		if p.Rate == 0 {
-			p.Rate = DefaultRate
-		}
-		if p.Concurrency == 0 {
-			p.Concurrency = DefaultConcurrency
 		}
 		if p.Timeout == 0 {
 			p.Timeout = Duration(DefaultTimeout)
@@ -140,8 +135,16 @@ func (c *Config) validate() []fieldError {
 		default:
 			add(path+".type", field+".type", "unknown provider type %q (want %s or %s)", p.Type, TypeGSL, TypeLinkCard)
 		}
-		if p.Interval.D() < 0 || p.Rate < 0 || p.Concurrency < 0 || p.Retries < 0 {
-			add(path, field, "interval, rate, concurrency and retries must not be negative")
+		if p.Interval.D() < 0 || p.Retries < 0 {
+			add(path, field, "interval and retries must not be negative")
+		}
+		// rate and concurrency are ceilings on the adaptive pace; absent
+		// (0) means no rate ceiling and the client's default concurrency.
+		if p.Rate < 0 || math.IsNaN(p.Rate) || math.IsInf(p.Rate, 0) {
+			add(path+".rate", field+".rate", "%v is not a ceiling in requests per second: give a positive number, or leave rate out to let the rate adapt", p.Rate)
+		}
+		if p.Concurrency < 0 || p.Concurrency > MaxConcurrency {
+			add(path+".concurrency", field+".concurrency", "%d requests in flight: give 1 to %d, or leave concurrency out for the default", p.Concurrency, MaxConcurrency)
 		}
 	}
 	seen = map[string]bool{}

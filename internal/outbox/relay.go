@@ -15,12 +15,14 @@ import (
 	"github.com/simwatch/simwatch/internal/store"
 )
 
-// Publisher stores events on the bus durably. It returns how many of them,
-// in order from the first, are stored. When it stops at an event the bus
-// refuses for good (too large for it, say), its error has a method
-// Permanent() bool that returns true, and the count is that event's index.
+// Publisher stores events on the bus durably, each as its bytes are (the
+// outbox holds what goes on the wire), deduplicated by its id. It returns
+// how many of them, in order from the first, are stored. When it stops at
+// an event the bus refuses for good (too large for it, say), its error has
+// a method Permanent() bool that returns true, and the count is that
+// event's index.
 type Publisher interface {
-	PublishBatch(ctx context.Context, events []event.Event) (int, error)
+	PublishEncoded(ctx context.Context, events []event.Encoded) (int, error)
 }
 
 // batch is how many events one drain pass reads from the outbox.
@@ -74,13 +76,13 @@ func (r *Relay) Run(ctx context.Context) {
 // Drain publishes everything in the outbox, oldest first, and returns how
 // many events it published. It stops at the first transient failure, keeping
 // order. An entry that can never be published (the Publisher refuses it with
-// a permanent error, or it does not decode) is logged once and set aside in
+// a permanent error, or it cannot be read) is logged once and set aside in
 // the store, and the events behind it flow on: the events that did publish
 // stay in order, and no single event blocks the outbox.
 func (r *Relay) Drain(ctx context.Context) (int, error) {
 	n := 0
 	for {
-		entries, err := r.store.Outbox(batch)
+		entries, err := r.store.OutboxEncoded(batch)
 		if err != nil {
 			return n, err
 		}
@@ -96,7 +98,7 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 		switch {
 		case perr != nil && permanent(perr) && stored < len(good):
 			bad := good[stored]
-			if err := r.setAside(bad.Seq, bad.Event.ID, perr); err != nil {
+			if err := r.setAside(bad.Seq, bad.ID, perr); err != nil {
 				return n, err
 			}
 		case perr != nil:
@@ -112,7 +114,7 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 	}
 }
 
-// decodable is how many entries, from the first, decoded.
+// decodable is how many entries, from the first, could be read.
 func decodable(entries []store.OutboxEntry) int {
 	for i := range entries {
 		if entries[i].Err != nil {
@@ -129,11 +131,11 @@ func (r *Relay) publish(ctx context.Context, entries []store.OutboxEntry) (store
 	if len(entries) == 0 {
 		return 0, nil, nil
 	}
-	events := make([]event.Event, len(entries))
+	events := make([]event.Encoded, len(entries))
 	for i := range entries {
-		events[i] = entries[i].Event
+		events[i] = entries[i].Encoded
 	}
-	stored, perr = r.pub.PublishBatch(ctx, events)
+	stored, perr = r.pub.PublishEncoded(ctx, events)
 	stored = min(max(stored, 0), len(entries))
 	if stored > 0 {
 		if err := r.store.Published(entries[:stored]); err != nil {

@@ -23,7 +23,7 @@ type flakyPublisher struct {
 	got    []string
 }
 
-func (p *flakyPublisher) PublishBatch(ctx context.Context, events []event.Event) (int, error) {
+func (p *flakyPublisher) PublishEncoded(ctx context.Context, events []event.Encoded) (int, error) {
 	for i, e := range events {
 		if p.calls == p.failAt {
 			p.calls++
@@ -72,7 +72,7 @@ type refusingPublisher struct {
 	got    []string
 }
 
-func (p *refusingPublisher) PublishBatch(_ context.Context, events []event.Event) (int, error) {
+func (p *refusingPublisher) PublishEncoded(_ context.Context, events []event.Encoded) (int, error) {
 	for i, e := range events {
 		if p.down {
 			return i, errors.New("nats: connection closed")

@@ -1,6 +1,6 @@
 // Package provider holds what every provider client shares: retrying a
-// request with capped exponential backoff and jitter under the provider's rate
-// limit, and fetching the remaining pages of a listing concurrently. The
+// request with capped exponential backoff and jitter, paced by an adaptive
+// controller that slows down when the provider throttles, and fetching the remaining pages of a listing concurrently. The
 // clients themselves live in subpackages (gsl, linkcard).
 package provider
 
@@ -14,8 +14,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Temporary is implemented by errors that know whether the same request may
@@ -83,8 +81,10 @@ type Retrier struct {
 	Retries    int           // attempts beyond the first; negative means none; 0 means 4
 	Backoff    time.Duration // first wait, doubled each time; 0 means 500ms
 	MaxBackoff time.Duration // 0 means 30s
-	Limiter    *rate.Limiter // waited on before every attempt; nil means none
-	Logger     *slog.Logger
+	// Adaptive paces every attempt (rate, requests in flight, Retry-After)
+	// and learns from its outcome; nil means no pacing.
+	Adaptive *Adaptive
+	Logger   *slog.Logger
 }
 
 // Do calls attempt until it succeeds, fails with an error that is not
@@ -102,22 +102,34 @@ func (r *Retrier) Do(ctx context.Context, op string, attempt func(ctx context.Co
 		maxWait = 30 * time.Second
 	}
 	for n := 0; ; n++ {
-		if r.Limiter != nil {
-			if err := r.Limiter.Wait(ctx); err != nil {
+		var ticket Ticket
+		if r.Adaptive != nil {
+			var err error
+			if ticket, err = r.Adaptive.Acquire(ctx); err != nil {
 				return fmt.Errorf("%s: %w", op, err)
 			}
 		}
 		err := attempt(ctx)
+		if r.Adaptive != nil {
+			r.Adaptive.Done(ticket, err)
+		}
 		if err == nil || ctx.Err() != nil || !IsTemporary(err) || n >= retries {
 			return err
 		}
 		wait := Backoff(base, maxWait, n)
 		var ra RetryAfter
-		if errors.As(err, &ra) && ra.RetryAfter() > wait {
-			wait = ra.RetryAfter()
+		if errors.As(err, &ra) && min(ra.RetryAfter(), MaxRetryAfter) > wait {
+			wait = min(ra.RetryAfter(), MaxRetryAfter)
 		}
 		if r.Logger != nil {
-			r.Logger.Warn("provider request failed, retrying", "provider", r.Name, "op", op, "attempt", n+1, "wait", wait, "err", err)
+			// Throttling is logged once per episode by the controller, not
+			// once per request it turns back.
+			level := slog.LevelWarn
+			var th Throttled
+			if r.Adaptive != nil && errors.As(err, &th) && th.Throttled() {
+				level = slog.LevelDebug
+			}
+			r.Logger.Log(ctx, level, "provider request failed, retrying", "provider", r.Name, "op", op, "attempt", n+1, "wait", wait, "err", err)
 		}
 		t := time.NewTimer(wait)
 		select {

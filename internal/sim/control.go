@@ -310,6 +310,7 @@ func (s *Server) control(mux *http.ServeMux) {
 		s.AddFault(f)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST /_sim/churn", s.churnHandler) // churn.go
 	mux.HandleFunc("DELETE /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		s.ClearFaults()
 		w.WriteHeader(http.StatusNoContent)

@@ -34,6 +34,15 @@ type Options struct {
 	// WorkOrderDelay is how long a stop or resume takes to change the card;
 	// zero means 2s.
 	WorkOrderDelay time.Duration
+
+	// MaxRate is the throttling threshold: API requests per second, over
+	// both providers' APIs, beyond which they are answered as the real
+	// gateways do (GSL 429 APIGW.0308, LinkCard 400 Throttling.User); zero
+	// means none. Control endpoints (/_sim/) are never throttled.
+	MaxRate float64
+	// ThrottleRetryAfter, when set, is sent as Retry-After (whole seconds,
+	// rounded up) on throttled answers; real gateways often send none.
+	ThrottleRetryAfter time.Duration
 }
 
 // Server serves the simulated provider APIs.
@@ -44,6 +53,7 @@ type Server struct {
 	issued map[string]time.Time
 	nonces map[string]bool // LinkCard SignatureNonces seen
 	stats  Stats
+	limit  *throttle // nil: no MaxRate
 
 	orders     []*workOrder
 	nextOrder  int64
@@ -57,6 +67,8 @@ type Stats struct {
 	Rejected int            `json:"rejected"` // failed auth
 	Faults   int            `json:"faults"`   // answered with an injected fault
 	Actions  int            `json:"actions"`  // stop/resume work orders accepted
+	// Throttled counts answers refused for going over MaxRate.
+	Throttled int `json:"throttled"`
 }
 
 // NewServer returns a simulator for o.Fleet.
@@ -73,7 +85,8 @@ func NewServer(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Server{o: o, issued: map[string]time.Time{}, stats: Stats{ByPath: map[string]int{}}, lastAction: map[int64]time.Time{}}
+	return &Server{o: o, issued: map[string]time.Time{}, stats: Stats{ByPath: map[string]int{}}, lastAction: map[int64]time.Time{},
+		limit: newThrottle(o.MaxRate)}
 }
 
 // Fleet returns the simulated fleet.
@@ -82,13 +95,13 @@ func (s *Server) Fleet() *Fleet { return s.o.Fleet }
 // Handler routes the provider APIs and the /_sim/ control API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/sim-cards", s.guard("sim-cards", s.listCards))
-	mux.HandleFunc("GET /v1/sim-pools", s.guard("sim-pools", s.listPools))
-	mux.HandleFunc("POST /v1/sim-cards/batch-daily-flow", s.guard("batch-daily-flow", s.batchDailyFlow))
-	mux.HandleFunc("POST /v1/sim-cards/{id}/stop", s.guard("stop", s.cardAction(true)))
-	mux.HandleFunc("POST /v1/sim-cards/{id}/reset", s.guard("reset", s.cardAction(false)))
-	mux.HandleFunc("POST /v3/auth/tokens", s.issueToken)
-	mux.HandleFunc("GET /{$}", s.linkcard)
+	mux.HandleFunc("GET /v1/sim-cards", s.throttled("sim-cards", s.guard("sim-cards", s.listCards)))
+	mux.HandleFunc("GET /v1/sim-pools", s.throttled("sim-pools", s.guard("sim-pools", s.listPools)))
+	mux.HandleFunc("POST /v1/sim-cards/batch-daily-flow", s.throttled("batch-daily-flow", s.guard("batch-daily-flow", s.batchDailyFlow)))
+	mux.HandleFunc("POST /v1/sim-cards/{id}/stop", s.throttled("stop", s.guard("stop", s.cardAction(true))))
+	mux.HandleFunc("POST /v1/sim-cards/{id}/reset", s.throttled("reset", s.guard("reset", s.cardAction(false))))
+	mux.HandleFunc("POST /v3/auth/tokens", s.issueToken) // IAM is another service, with its own limits
+	mux.HandleFunc("GET /{$}", s.throttled("linkcard", s.linkcard))
 	s.control(mux)
 	return mux
 }

@@ -16,22 +16,24 @@ var bucketEvents = []byte("events")
 // EventRetention is how long every event is kept for `watcher events`.
 const EventRetention = 30 * 24 * time.Hour
 
-// recordEvents keeps events in the history, keyed by time then sequence,
-// and drops those older than the retention. Called with the outbox append,
-// so every event that will be published is also on record.
-func recordEvents(tx *bolt.Tx, events []event.Event, encoded [][]byte) error {
+// recordEvents keeps events' bytes in the history at their keys (see
+// AppendOutbox), records who holds each (see eventdata.go), and drops what
+// is older than the retention. Called with the outbox append, so every
+// event that will be published is also on record.
+func recordEvents(tx *bolt.Tx, events []event.Event, encoded, hkeys [][]byte, holders []byte) error {
 	b, err := tx.CreateBucketIfNotExists(bucketEvents)
 	if err != nil {
 		return err
 	}
+	refs, err := tx.CreateBucketIfNotExists(bucketEventRefs)
+	if err != nil {
+		return err
+	}
 	for i := range events {
-		seq, err := b.NextSequence()
-		if err != nil {
+		if err := b.Put(hkeys[i], encoded[i]); err != nil {
 			return err
 		}
-		k := binary.BigEndian.AppendUint64(nil, uint64(events[i].ObservedAt.UnixNano()))
-		k = binary.BigEndian.AppendUint64(k, seq)
-		if err := b.Put(k, encoded[i]); err != nil {
+		if err := refs.Put(hkeys[i], []byte{holders[i]}); err != nil {
 			return err
 		}
 	}
@@ -43,9 +45,18 @@ func recordEvents(tx *bolt.Tx, events []event.Event, encoded [][]byte) error {
 	var expired [][]byte
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && len(k) >= 8 && binary.BigEndian.Uint64(k[:8]) < cutoff; k, _ = c.Next() {
+		if pastRetention(refs.Get(k)) {
+			continue // out of the history already, held by the outbox, the ledger or the firing bucket
+		}
 		expired = append(expired, bytes.Clone(k))
 	}
 	for _, k := range expired {
+		if h := refs.Get(k); len(h) == 1 {
+			if err := release(tx, k, refHistory); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := b.Delete(k); err != nil {
 			return err
 		}
@@ -81,6 +92,7 @@ func (s *Store) Events(f EventFilter) ([]event.Event, error) {
 		if b == nil {
 			return nil
 		}
+		refs := tx.Bucket(bucketEventRefs)
 		since := uint64(0)
 		if !f.Since.IsZero() {
 			since = uint64(f.Since.UnixNano())
@@ -89,6 +101,9 @@ func (s *Store) Events(f EventFilter) ([]event.Event, error) {
 		for k, v := c.Last(); k != nil && len(out) < f.Limit; k, v = c.Prev() {
 			if binary.BigEndian.Uint64(k[:8]) < since {
 				break
+			}
+			if refs != nil && pastRetention(refs.Get(k)) {
+				continue // past the retention, kept only for the outbox, the ledger or inhibition
 			}
 			var e event.Event
 			if err := json.Unmarshal(v, &e); err != nil {
@@ -102,4 +117,10 @@ func (s *Store) Events(f EventFilter) ([]event.Event, error) {
 		return nil
 	})
 	return out, err
+}
+
+// pastRetention reports whether an event's holders (see eventdata.go) no
+// longer include the history: it is kept for the others only.
+func pastRetention(holders []byte) bool {
+	return len(holders) == 1 && holders[0]&refHistory == 0
 }

@@ -21,12 +21,12 @@ import (
 // data be refilled.
 var (
 	bucketLedger       = []byte("ledger")        // lseq → ledgerEntry JSON
-	bucketLedgerEvents = []byte("ledger_events") // lseq → event JSON
+	bucketLedgerEvents = []byte("ledger_events") // lseq → event reference (or JSON, see eventdata.go)
 	bucketLedgerIDs    = []byte("ledger_ids")    // event id → lseq
 	bucketLedgerAlerts = []byte("ledger_alerts") // alert key \x00 lseq → nil
 	bucketLedgerOwed   = []byte("ledger_owed")   // notifier / lseq → state
 	bucketAlertSeq     = []byte("alert_seq")     // alert key → last seq
-	bucketFiring       = []byte("firing")        // alert key → its firing event
+	bucketFiring       = []byte("firing")        // alert key → its firing event's reference (or JSON)
 	bucketMutes        = []byte("event_mutes")   // event id → mute JSON
 	bucketNotified     = []byte("notified")      // notifier / alert key → firing start, delivered
 )
@@ -90,9 +90,11 @@ func (s *Store) SetNotifiers(names []string) (released int, err error) {
 
 // ledgerEvents numbers events for their alerts, keeps each alert's firing
 // event for inhibition, and writes each event to the ledger, owed to the
-// notifiers it is routed to. encoded is filled with the events' encodings
-// (with their seq). Part of AppendOutbox.
-func (t *Tx) ledgerEvents(events []event.Event, encoded [][]byte) error {
+// notifiers it is routed to. Each event is encoded here, once (with its
+// seq), into encoded; the ledger and the firing bucket refer to its bytes
+// by its history key (hkeys), and holders gets who refers to them. Part of
+// AppendOutbox.
+func (t *Tx) ledgerEvents(events []event.Event, encoded, hkeys [][]byte, holders []byte) error {
 	seqs, err := t.tx.CreateBucketIfNotExists(bucketAlertSeq)
 	if err != nil {
 		return err
@@ -108,6 +110,7 @@ func (t *Tx) ledgerEvents(events []event.Event, encoded [][]byte) error {
 	// tens of thousands of events).
 	var sorted sortedWrites
 	last := map[string]uint64{}
+	firing := map[string]int{} // alert key → its last firing event, -1 resolved
 	for i := range events {
 		e := &events[i]
 		key := e.AlertKey()
@@ -127,9 +130,9 @@ func (t *Tx) ledgerEvents(events []event.Event, encoded [][]byte) error {
 		encoded[i] = v
 		switch e.Kind {
 		case event.KindFiring:
-			sorted.put(bucketFiring, []byte(key), v)
+			firing[key] = i
 		case event.KindResolved:
-			sorted.put(bucketFiring, []byte(key), nil)
+			firing[key] = -1
 		}
 		var owed []string
 		for _, name := range notifiers {
@@ -138,12 +141,39 @@ func (t *Tx) ledgerEvents(events []event.Event, encoded [][]byte) error {
 			}
 		}
 		if len(owed) > 0 {
-			if _, err := putLedger(t.tx, e, v, false, owed, owedUnreceived, &sorted); err != nil {
+			if _, err := putLedger(t.tx, e, refValue(hkeys[i], 0), false, owed, owedUnreceived, &sorted); err != nil {
 				return err
 			}
+			holders[i] |= refLedger
 		}
 	}
+	if err := t.keepFiring(firing, hkeys, holders, &sorted); err != nil {
+		return err
+	}
 	return sorted.apply(t.tx)
+}
+
+// keepFiring points each alert's entry in the firing bucket at its last
+// firing event of the cycle (or removes it when it resolved), releasing the
+// event it pointed at before.
+func (t *Tx) keepFiring(firing map[string]int, hkeys [][]byte, holders []byte, sorted *sortedWrites) error {
+	fb := t.tx.Bucket(bucketFiring)
+	for key, i := range firing {
+		if fb != nil {
+			if old := fb.Get([]byte(key)); old != nil {
+				if err := releaseRef(t.tx, old, refFiring); err != nil {
+					return err
+				}
+			}
+		}
+		if i < 0 {
+			sorted.put(bucketFiring, []byte(key), nil)
+			continue
+		}
+		sorted.put(bucketFiring, []byte(key), refValue(hkeys[i], 0))
+		holders[i] |= refFiring
+	}
+	return nil
 }
 
 // sortedWrites collects puts (a nil value deletes) to apply in key order,
@@ -193,7 +223,9 @@ func (w *sortedWrites) apply(tx *bolt.Tx) error {
 }
 
 // putLedger adds an event to the ledger, owed to notifiers in state, and
-// returns its place. The writes keyed by event id and alert go to sorted
+// returns its place. data is what ledger_events keeps of it: a reference to
+// its bytes in the history, or the bytes themselves (an event adopted from
+// the bus). The writes keyed by event id and alert go to sorted
 // when it is given (the caller applies them), at once otherwise.
 func putLedger(tx *bolt.Tx, e *event.Event, data []byte, published bool, notifiers []string, state byte, sorted *sortedWrites) (uint64, error) {
 	lb, err := tx.CreateBucketIfNotExists(bucketLedger)
@@ -292,6 +324,11 @@ func dropIfSettled(tx *bolt.Tx, lseq uint64) error {
 	e, ok, err := getEntry(tx, lseq)
 	if err != nil || !ok {
 		return err
+	}
+	if evs := tx.Bucket(bucketLedgerEvents); evs != nil {
+		if err := releaseRef(tx, evs.Get(k), refLedger); err != nil {
+			return err
+		}
 	}
 	for _, del := range []struct{ bucket, k []byte }{
 		{bucketLedger, k},
@@ -513,7 +550,11 @@ func (s *Store) owedEvents(notifier string, want func(byte, ledgerEntry) bool) (
 			if err != nil || !ok || len(v) != 1 || !want(v[0], e) {
 				return err
 			}
-			le := LedgerEvent{LSeq: lseq, Data: slices.Clone(evs.Get(k))}
+			data, err := eventData(tx, evs.Get(k))
+			if err != nil {
+				return fmt.Errorf("store: ledger event %d: %w", lseq, err)
+			}
+			le := LedgerEvent{LSeq: lseq, Data: slices.Clone(data)}
 			if err := json.Unmarshal(le.Data, &le.Event); err != nil {
 				return fmt.Errorf("store: ledger event %d: %w", lseq, err)
 			}
@@ -794,8 +835,12 @@ func (s *Store) Firing() ([]event.Event, error) {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
+			data, err := eventData(tx, v)
+			if err != nil {
+				return fmt.Errorf("store: firing %q: %w", k, err)
+			}
 			var e event.Event
-			if err := json.Unmarshal(v, &e); err != nil {
+			if err := json.Unmarshal(data, &e); err != nil {
 				return fmt.Errorf("store: firing %q: %w", k, err)
 			}
 			out = append(out, e)

@@ -136,8 +136,10 @@ func ledgerTrace(t *testing.T, s *Store, id string) []string {
 		}
 		if b := tx.Bucket(bucketLedgerEvents); b != nil {
 			_ = b.ForEach(func(k, v []byte) error {
+				data, err := eventData(tx, v)
+				require.NoError(t, err)
 				var e event.Event
-				require.NoError(t, json.Unmarshal(v, &e))
+				require.NoError(t, json.Unmarshal(data, &e))
 				if e.ID == id {
 					trace = append(trace, "ledger_events")
 				}

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,49 +18,94 @@ import (
 // the notifiers they are routed to (see SetNotifiers). Each event gets the
 // next seq of its alert, and is bounded in place to event.MaxSize (see
 // event.Bound), so whatever a provider sent, no stored event is larger.
+//
+// Each event is encoded once, and its bytes are stored once, in the
+// history; the outbox, the ledger and the firing bucket refer to them (see
+// eventdata.go). The bytes are those the relay publishes.
 func (t *Tx) AppendOutbox(events []event.Event) error {
-	// Each event is encoded once, for the outbox, the history and the ledger.
-	encoded := make([][]byte, len(events))
-	if err := t.ledgerEvents(events, encoded); err != nil {
+	if len(events) == 0 {
+		return nil
+	}
+	hist, err := t.tx.CreateBucketIfNotExists(bucketEvents)
+	if err != nil {
 		return err
 	}
-	if err := recordEvents(t.tx, events, encoded); err != nil {
+	base := hist.Sequence()
+	if err := hist.SetSequence(base + uint64(len(events))); err != nil {
+		return err
+	}
+	hkeys := make([][]byte, len(events))
+	for i := range events {
+		hkeys[i] = historyKey(events[i].ObservedAt.UnixNano(), base+1+uint64(i))
+	}
+	encoded := make([][]byte, len(events))
+	holders := make([]byte, len(events))
+	if err := t.ledgerEvents(events, encoded, hkeys, holders); err != nil {
 		return err
 	}
 	b := t.tx.Bucket(bucketOutbox)
-	for _, v := range encoded {
+	for i := range events {
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
-		if err := b.Put(u64(seq), v); err != nil {
+		if err := b.Put(u64(seq), outboxValue(hkeys[i], events[i].ID, events[i].Subject())); err != nil {
 			return err
 		}
+		holders[i] |= refOutbox | refHistory
 	}
-	return nil
+	return recordEvents(t.tx, events, encoded, hkeys, holders)
+}
+
+// outboxValue is an outbox entry: a reference to the event's bytes, then
+// its id (length first) and subject, which the relay publishes it with.
+func outboxValue(hkey []byte, id, subject string) []byte {
+	v := refValue(hkey, binary.MaxVarintLen64+len(id)+len(subject))
+	v = binary.AppendUvarint(v, uint64(len(id)))
+	return append(append(v, id...), subject...)
 }
 
 // OutboxEntry is an event waiting to be published.
 type OutboxEntry struct {
-	Seq   uint64
+	Seq uint64
+	// The event's id, subject and bytes, as they go on the wire.
+	event.Encoded
+	// Event is the event decoded (by Outbox, not by OutboxEncoded).
 	Event event.Event
-	// Err is set when the stored bytes do not decode as an event; such an
-	// entry can never be published, and Event is zero but for what could be
-	// read.
+	// Err is set when the entry cannot be read (its bytes are missing or,
+	// for Outbox, do not decode as an event); such an entry can never be
+	// published.
 	Err error
 }
 
-// Outbox returns up to limit events waiting to be published, oldest first.
-// An entry that does not decode is returned with Err set, so the caller can
-// set it aside rather than stall behind it.
+// Outbox returns up to limit events waiting to be published, oldest first,
+// decoded. An entry that does not decode is returned with Err set, so the
+// caller can set it aside rather than stall behind it.
 func (s *Store) Outbox(limit int) ([]OutboxEntry, error) {
+	out, err := s.OutboxEncoded(limit)
+	for i := range out {
+		e := &out[i]
+		if e.Err != nil {
+			continue
+		}
+		if err := json.Unmarshal(e.Data, &e.Event); err != nil {
+			e.Err = fmt.Errorf("store: outbox entry %d: %w", e.Seq, err)
+		}
+	}
+	return out, err
+}
+
+// OutboxEncoded returns up to limit events waiting to be published, oldest
+// first, as stored: their bytes are not decoded. An entry written by an
+// earlier version (the event's JSON itself) is decoded for its id and
+// subject; one that does not decode, or whose bytes are missing, has Err set.
+func (s *Store) OutboxEncoded(limit int) ([]OutboxEntry, error) {
 	var out []OutboxEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
-			var e OutboxEntry
-			e.Seq = binary.BigEndian.Uint64(k)
-			if err := json.Unmarshal(v, &e.Event); err != nil {
+			e := OutboxEntry{Seq: binary.BigEndian.Uint64(k)}
+			if err := readOutbox(tx, v, &e); err != nil {
 				e.Err = fmt.Errorf("store: outbox entry %d: %w", e.Seq, err)
 			}
 			out = append(out, e)
@@ -66,6 +113,33 @@ func (s *Store) Outbox(limit int) ([]OutboxEntry, error) {
 		return nil
 	})
 	return out, err
+}
+
+// readOutbox reads an outbox entry's id, subject and bytes (copied out of
+// the transaction).
+func readOutbox(tx *bolt.Tx, v []byte, e *OutboxEntry) error {
+	if hkey := refOf(v); hkey != nil {
+		rest := v[1+hkeyLen:]
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || n > uint64(len(rest)-w) {
+			return errors.New("bad entry header")
+		}
+		e.ID, e.Subject = string(rest[w:w+int(n)]), string(rest[w+int(n):])
+		data, err := eventData(tx, v)
+		if err != nil {
+			return err
+		}
+		e.Data = bytes.Clone(data)
+		return nil
+	}
+	// Written by an earlier version: the event itself.
+	e.Data = bytes.Clone(v)
+	var ev event.Event
+	if err := json.Unmarshal(v, &ev); err != nil {
+		return err
+	}
+	e.ID, e.Subject = ev.ID, ev.Subject()
+	return nil
 }
 
 var bucketSetAside = []byte("outbox_set_aside")
@@ -92,9 +166,11 @@ func (s *Store) SetAsideOutbox(seq uint64, reason string, at time.Time) error {
 		if v == nil {
 			return nil
 		}
-		raw := json.RawMessage(v)
-		if !json.Valid(v) { // keep the bytes, as a JSON string
-			raw, _ = json.Marshal(string(v))
+		var e OutboxEntry
+		rerr := readOutbox(tx, v, &e)
+		raw := json.RawMessage(e.Data)
+		if !json.Valid(e.Data) { // keep the bytes, as a JSON string
+			raw, _ = json.Marshal(string(e.Data))
 		}
 		rec, err := json.Marshal(SetAside{Seq: seq, Reason: reason, At: at, Event: raw})
 		if err != nil {
@@ -107,15 +183,21 @@ func (s *Store) SetAsideOutbox(seq uint64, reason string, at time.Time) error {
 		if err := aside.Put(u64(seq), rec); err != nil {
 			return err
 		}
-		var ev struct {
-			ID string `json:"id"`
+		id := e.ID
+		if rerr != nil && refOf(v) == nil { // an old entry that is not an event: its id, if it has one
+			var ev struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(v, &ev) == nil {
+				id = ev.ID
+			}
 		}
-		if json.Unmarshal(v, &ev) == nil && ev.ID != "" {
-			if err := releaseUnpublished(tx, ev.ID); err != nil {
+		if id != "" {
+			if err := releaseUnpublished(tx, id); err != nil {
 				return err
 			}
 		}
-		return b.Delete(u64(seq))
+		return deleteOutbox(tx, b, seq)
 	})
 	if err != nil {
 		return fmt.Errorf("store: set aside outbox entry %d: %w", seq, err)
@@ -157,10 +239,14 @@ func (s *Store) Published(entries []OutboxEntry) error {
 		b := tx.Bucket(bucketOutbox)
 		ids := make([]string, 0, len(entries))
 		for _, e := range entries {
-			if err := b.Delete(u64(e.Seq)); err != nil {
+			if err := deleteOutbox(tx, b, e.Seq); err != nil {
 				return err
 			}
-			ids = append(ids, e.Event.ID)
+			id := e.ID
+			if id == "" {
+				id = e.Event.ID
+			}
+			ids = append(ids, id)
 		}
 		return markPublished(tx, ids)
 	})
@@ -171,12 +257,22 @@ func (s *Store) DeleteOutbox(seqs ...uint64) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
 		for _, seq := range seqs {
-			if err := b.Delete(u64(seq)); err != nil {
+			if err := deleteOutbox(tx, b, seq); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// deleteOutbox removes an outbox entry and releases the event's bytes it
+// refers to.
+func deleteOutbox(tx *bolt.Tx, b *bolt.Bucket, seq uint64) error {
+	k := u64(seq)
+	if err := releaseRef(tx, b.Get(k), refOutbox); err != nil {
+		return err
+	}
+	return b.Delete(k)
 }
 
 // Delivered reports whether the notifier's delivery log has the event.

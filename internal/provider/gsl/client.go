@@ -18,17 +18,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/provider"
 )
 
 // Defaults for a zero Options field.
 const (
-	DefaultPageSize    = 500
-	DefaultRate        = 5
-	DefaultConcurrency = 4
+	DefaultPageSize = 500
+	// DefaultRate is no ceiling: the request rate adapts (provider.Adaptive).
+	DefaultRate = 0
+	// DefaultConcurrency is the ceiling on requests in flight.
+	DefaultConcurrency = provider.DefaultConcurrency
 	DefaultTimeout     = 30 * time.Second
 	DefaultRetries     = 4
 	DefaultBackoff     = 500 * time.Millisecond
@@ -48,8 +48,8 @@ type Options struct {
 	IAM    *IAMAuth
 
 	PageSize    int           // 10..500
-	Rate        float64       // requests per second
-	Concurrency int           // pages in flight
+	Rate        float64       // ceiling on requests per second; 0 means none, the rate adapts
+	Concurrency int           // ceiling on requests in flight; 0 means DefaultConcurrency
 	Timeout     time.Duration // per request
 	Retries     int           // attempts beyond the first; negative means none
 	Backoff     time.Duration // first retry delay, doubled each time
@@ -67,6 +67,8 @@ type Options struct {
 // Client lists one GSL account. It is safe for concurrent use.
 type Client struct {
 	decodeNS atomic.Int64 // time spent decoding pages, summed over pages
+	pages    atomic.Int64 // listing pages accepted
+	pacer    *provider.Adaptive
 	o        Options
 	retrier  *provider.Retrier
 	once     *provider.Retrier // for operations that must not repeat on their own
@@ -85,7 +87,7 @@ func New(o Options) (*Client, error) {
 	if o.PageSize < 10 || o.PageSize > 500 {
 		return nil, fmt.Errorf("gsl: page size %d out of range 10..500", o.PageSize)
 	}
-	if o.Rate <= 0 {
+	if o.Rate < 0 {
 		o.Rate = DefaultRate
 	}
 	if o.Concurrency <= 0 {
@@ -124,17 +126,30 @@ func New(o Options) (*Client, error) {
 	if (o.AK == "") != (o.SK == "") {
 		return nil, errors.New("gsl: AK/SK signing needs both keys")
 	}
-	burst := o.Concurrency
-	limiter := rate.NewLimiter(rate.Limit(o.Rate), burst)
-	c := &Client{o: o,
-		retrier: &provider.Retrier{Name: o.Name, Retries: o.Retries, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff, Limiter: limiter, Logger: o.Logger},
-		once:    &provider.Retrier{Name: o.Name, Retries: -1, Limiter: limiter, Logger: o.Logger},
+	// One controller paces every request of the account: listings, daily
+	// usage, finds and actions share the provider's limit.
+	pacer := provider.NewAdaptive(provider.AdaptiveOptions{Name: o.Name, MaxRate: o.Rate, MaxConcurrency: o.Concurrency, Logger: o.Logger})
+	c := &Client{o: o, pacer: pacer,
+		retrier: &provider.Retrier{Name: o.Name, Retries: o.Retries, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff, Adaptive: pacer, Logger: o.Logger},
+		once:    &provider.Retrier{Name: o.Name, Retries: -1, Adaptive: pacer, Logger: o.Logger},
 	}
 	if o.IAM != nil {
 		c.tokens = &tokenCache{auth: *o.IAM, http: o.HTTPClient, now: o.Now}
 	}
 	return c, nil
 }
+
+// RequestStats counts the requests sent, pages accepted and throttling
+// answers since the client was made, with the rate and concurrency the
+// adaptive controller allows now.
+func (c *Client) RequestStats() provider.RequestStats {
+	st := c.pacer.Stats()
+	st.Pages = c.pages.Load()
+	return st
+}
+
+// pageDone counts a listing page accepted.
+func (c *Client) pageDone() { c.pages.Add(1) }
 
 // DecodeTime is the time spent decoding and normalising pages since the
 // client was made, summed over pages (pages decode concurrently, so it can
@@ -187,6 +202,7 @@ func fetchPage[T any](ctx context.Context, c *Client, path string, page int, dec
 		if err != nil {
 			return &provider.PageError{Provider: "gsl", Op: op, RequestID: requestID, Err: err}
 		}
+		c.pageDone()
 		return nil
 	})
 	return p, err
@@ -242,9 +258,7 @@ func (c *Client) attempt(ctx context.Context, op, method, path string, q url.Val
 		if json.Unmarshal(data, &eb) == nil {
 			e.Code, e.Message = eb.Code, eb.Msg
 		}
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			e.retryAfter = time.Duration(s) * time.Second
-		}
+		e.retryAfter = provider.ParseRetryAfter(resp.Header.Get("Retry-After"), c.o.Now())
 		return e
 	}
 	return handle(data, requestID)

@@ -7,9 +7,12 @@ import (
 
 // Documented GSL error codes the client treats specially.
 const (
-	CodeSystemBusy    = "GSL.00010003" // 500: retry later
-	CodeParamInvalid  = "GSL.00010004" // 400: the caller's fault
-	CodeNoRepeatIn5m  = "GSL.00016016" // 403: rate limited
+	CodeSystemBusy   = "GSL.00010003" // 500: retry later
+	CodeParamInvalid = "GSL.00010004" // 400: the caller's fault
+	CodeNoRepeatIn5m = "GSL.00016016" // 403: rate limited
+	// CodeThrottled is the Huawei API gateway's 429, "The throttling
+	// threshold has been reached".
+	CodeThrottled     = "APIGW.0308"
 	CodeWorkOrderOpen = "GSL.00016010"
 )
 
@@ -38,10 +41,16 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// RateLimited reports whether GSL asked the caller to slow down.
+// RateLimited reports whether GSL asked the caller to slow down: HTTP 429
+// or 503, the gateway's throttling code, or "no repeated operation within
+// 5 minutes".
 func (e *APIError) RateLimited() bool {
-	return e.Status == 429 || e.Code == CodeNoRepeatIn5m
+	return e.Status == 429 || e.Status == 503 || e.Code == CodeThrottled || e.Code == CodeNoRepeatIn5m
 }
+
+// Throttled is RateLimited, for the adaptive controller: it halves the
+// request rate on these answers.
+func (e *APIError) Throttled() bool { return e.RateLimited() }
 
 // Retryable reports whether the same request may succeed later: server
 // errors, "system busy" and rate limiting. Client errors (400) are not.

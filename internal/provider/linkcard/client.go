@@ -18,9 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/provider"
@@ -32,9 +31,12 @@ var PageSizes = []int{10, 15, 25, 40}
 // Defaults for a zero Options field.
 const (
 	DefaultPageSize = 40
-	DefaultRate     = 5
-	DefaultTimeout  = 30 * time.Second
-	maxBody         = 64 << 20
+	// DefaultRate is no ceiling: the request rate adapts (provider.Adaptive).
+	DefaultRate = 0
+	// DefaultConcurrency is the ceiling on requests in flight.
+	DefaultConcurrency = provider.DefaultConcurrency
+	DefaultTimeout     = 30 * time.Second
+	maxBody            = 64 << 20
 )
 
 // Options configures a Client.
@@ -44,9 +46,9 @@ type Options struct {
 	AccessKeyID     string
 	AccessKeySecret string
 
-	PageSize    int // 10, 15, 25 or 40
-	Rate        float64
-	Concurrency int
+	PageSize    int     // 10, 15, 25 or 40
+	Rate        float64 // ceiling on requests per second; 0 means none, the rate adapts
+	Concurrency int     // ceiling on requests in flight; 0 means DefaultConcurrency
 	Timeout     time.Duration
 	Retries     int
 	Backoff     time.Duration
@@ -67,6 +69,8 @@ type Options struct {
 type Client struct {
 	o       Options
 	retrier *provider.Retrier
+	pacer   *provider.Adaptive
+	pages   atomic.Int64 // listing pages accepted
 }
 
 // New returns a client for o.
@@ -83,11 +87,11 @@ func New(o Options) (*Client, error) {
 	if !slices.Contains(PageSizes, o.PageSize) {
 		return nil, fmt.Errorf("linkcard: page size %d: ListCardInfo accepts 10, 15, 25 or 40", o.PageSize)
 	}
-	if o.Rate <= 0 {
+	if o.Rate < 0 {
 		o.Rate = DefaultRate
 	}
 	if o.Concurrency <= 0 {
-		o.Concurrency = 4
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -108,8 +112,20 @@ func New(o Options) (*Client, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{o: o, retrier: &provider.Retrier{Name: o.Name, Retries: o.Retries, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
-		Limiter: rate.NewLimiter(rate.Limit(o.Rate), o.Concurrency), Logger: o.Logger}}, nil
+	// One controller paces every request of the account, listings and
+	// finds alike.
+	pacer := provider.NewAdaptive(provider.AdaptiveOptions{Name: o.Name, MaxRate: o.Rate, MaxConcurrency: o.Concurrency, Logger: o.Logger})
+	return &Client{o: o, pacer: pacer, retrier: &provider.Retrier{Name: o.Name, Retries: o.Retries, Backoff: o.Backoff, MaxBackoff: o.MaxBackoff,
+		Adaptive: pacer, Logger: o.Logger}}, nil
+}
+
+// RequestStats counts the requests sent, pages accepted and throttling
+// answers since the client was made, with the rate and concurrency the
+// adaptive controller allows now.
+func (c *Client) RequestStats() provider.RequestStats {
+	st := c.pacer.Stats()
+	st.Pages = c.pages.Load()
+	return st
 }
 
 // Fetch lists every card, complete and consistent or not at all (DESIGN
@@ -147,6 +163,7 @@ func (c *Client) page(ctx context.Context, n int) (provider.Page[fleet.Card], er
 		if pg, err = decodeData(c.o.Name, resp, body); err != nil {
 			return &provider.PageError{Provider: "linkcard", Op: op, RequestID: resp.RequestID, Err: err}
 		}
+		c.pages.Add(1)
 		return nil
 	})
 	return pg, err
@@ -190,9 +207,7 @@ func (c *Client) call(ctx context.Context, op string, params map[string]string) 
 		if e.Message == "" {
 			e.Message = resp.ErrorMessage
 		}
-		if s, err := strconv.Atoi(httpResp.Header.Get("Retry-After")); err == nil && s > 0 {
-			e.retryAfter = time.Duration(s) * time.Second
-		}
+		e.retryAfter = provider.ParseRetryAfter(httpResp.Header.Get("Retry-After"), c.o.Now())
 		return nil, nil, e
 	}
 	if decodeErr != nil {

@@ -2,16 +2,14 @@ package linkcard
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
-// throttleCodes are the codes that mean "slow down and try again".
-var throttleCodes = map[string]bool{
-	"Throttling":         true,
-	"Throttling.User":    true,
-	"Throttling.Api":     true,
-	"ServiceUnavailable": true,
-}
+// CodeServiceUnavailable is Alibaba's "try again later"; every code that
+// starts with "Throttling" (Throttling, Throttling.User, Throttling.Api...)
+// is flow control.
+const CodeServiceUnavailable = "ServiceUnavailable"
 
 // hints explain the codes a user can fix, in words.
 var hints = map[string]string{
@@ -50,9 +48,10 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Throttled reports whether LinkCard asked the caller to slow down.
+// Throttled reports whether LinkCard asked the caller to slow down: a
+// Throttling* code, ServiceUnavailable, HTTP 429 or 503.
 func (e *APIError) Throttled() bool {
-	return throttleCodes[e.Code] || e.Status == 503 || e.Status == 429
+	return strings.HasPrefix(e.Code, "Throttling") || e.Code == CodeServiceUnavailable || e.Status == 503 || e.Status == 429
 }
 
 // Temporary reports whether the same request may succeed later: throttling
