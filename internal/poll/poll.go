@@ -41,7 +41,7 @@ type Options struct {
 	// Finder, when set, confirms removals (see confirmRemovals); nil uses
 	// Source when it is a Finder.
 	Finder Finder
-	Store    *store.Store
+	Store  *store.Store
 	// Rules returns the rule set to evaluate; it is called once per cycle so
 	// that a reloaded set takes effect at the next cycle.
 	Rules func() *rules.Set

@@ -34,7 +34,7 @@ var (
 	// listed it (8 bytes): what a poller loads to tell changed cards from
 	// the rest without reading the cards themselves.
 	bucketCardFP = []byte("card_fp")
-	keyMeta       = []byte("meta")
+	keyMeta      = []byte("meta")
 )
 
 // Store is the bbolt database. It is safe for concurrent use.
