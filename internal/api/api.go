@@ -81,6 +81,7 @@ type Server struct {
 	ready   atomic.Bool
 	reg     *prometheus.Registry
 	latency *prometheus.HistogramVec
+	cycles  *prometheus.HistogramVec
 	probe   prober
 	// probeStore replaces the store's write probe (tests).
 	probeStore writeProber
@@ -96,7 +97,8 @@ func New(o Options) *Server {
 		Help:    "Time from the cycle that observed an event to the receiver accepting it.",
 		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800},
 	}, []string{"notifier"})
-	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), collector{s}, s.latency)
+	s.cycles = newCycleHistogram()
+	s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), collector{s}, s.latency, s.cycles)
 	return s
 }
 

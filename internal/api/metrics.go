@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,17 +81,8 @@ func newCycleHistogram() *prometheus.HistogramVec {
 // ObserveCycle records a committed cycle's stage times (by the Stage
 // names) for simwatch_cycle_duration_seconds.
 func (s *Server) ObserveCycle(provider string, stages map[string]time.Duration) {
-	h := newCycleHistogram()
-	if err := s.reg.Register(h); err != nil {
-		// Registered by an earlier cycle: the registry hands back that one.
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return
-		}
-		h = are.ExistingCollector.(*prometheus.HistogramVec)
-	}
 	for stage, d := range stages {
-		h.WithLabelValues(provider, stage).Observe(d.Seconds())
+		s.cycles.WithLabelValues(provider, stage).Observe(d.Seconds())
 	}
 }
 
@@ -107,7 +97,7 @@ type Watched struct {
 }
 
 // Watch has /metrics report what f returns at each scrape: the alert
-// gauges and the providers' request counters. Only the first call counts.
+// gauges and the providers' request counters. Call it once.
 func (s *Server) Watch(f func() Watched) {
 	_ = s.reg.Register(watchCollector{f})
 }

@@ -182,6 +182,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		w.dispatchers = append(w.dispatchers, d)
 	}
 	w.api = api.New(api.Options{Store: w.store, DeadLetters: w.bus, Logger: w.log, Stats: w.stats})
+	w.api.Watch(w.watched)
 	return w, nil
 }
 

@@ -29,13 +29,11 @@ func (w *Watcher) watched() api.Watched {
 	return out
 }
 
-// observeCycle records a committed cycle's stage times, and has /metrics
-// watch the pollers (once).
+// observeCycle records a committed cycle's stage times.
 func (w *Watcher) observeCycle(provider string, res poll.Result, took time.Duration) {
 	if w.api == nil {
 		return
 	}
-	w.api.Watch(w.watched)
 	w.api.ObserveCycle(provider, map[string]time.Duration{
 		api.StageFetch: res.Fetch, api.StageDiff: res.Diff, api.StageEvaluate: res.Eval,
 		api.StageCommit: res.Commit, api.StageTotal: took,
