@@ -114,7 +114,7 @@ func init() {
 				{name: "cards", def: 200_000, usage: "simulated cards", check: positive},
 				{name: "pools", def: 100, usage: "simulated pools", check: positive},
 				{name: "rules", def: 50, usage: "generated rules", check: positive},
-				{name: "changed", def: 1.0, usage: "percent of cards changed before each steady run or cycle", check: positive},
+				{name: "changed", def: 1.0, usage: "percent of cards changed before each steady run or cycle", check: percent},
 				{name: "cycles", def: 3, usage: "steady runs (and daemon cycles) to measure", check: positive},
 				{name: "seed", def: uint64(1), usage: "fleet seed"},
 				{name: "sdk", def: "", usage: "the bench/sdk binary (make bench builds bin/sdk-list): the official SDK's listing as the baseline", file: true},

@@ -60,6 +60,11 @@ type Options struct {
 	// history are evaluated on entities that did not change; zero means
 	// every cycle. Changed entities are always evaluated.
 	ClockEvery time.Duration
+	// RebuildMin is the fewest changed cards for which a cycle rebuilds
+	// the card snapshot in bounded transactions instead of writing them in
+	// its own (see store.Rebuild); zero means 20 000, or a quarter of the
+	// snapshot when that is more (a rebuild rewrites all of it).
+	RebuildMin int
 }
 
 // Poller runs cycles for one provider. Cycle must not be called concurrently.
@@ -167,7 +172,24 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 
 	t = time.Now()
-	nEvents, err := p.commit(now, kind, len(l.Seen), len(l.Pools), in, &out, &cards, pools, daily)
+	// A cycle that changes much of the fleet rebuilds the snapshot beside
+	// the live one in bounded transactions; its commit swaps it in.
+	threshold := p.o.RebuildMin
+	if threshold <= 0 {
+		threshold = max(20_000, len(p.cardFP)/4)
+	}
+	rebuilt := len(cards.changed) >= threshold
+	if rebuilt {
+		removed := make(map[string]bool, len(out.RemovedCards))
+		for _, id := range out.RemovedCards {
+			removed[id] = true
+		}
+		err = p.o.Store.Rebuild(p.o.Provider, cards.changed, cards.fps, removed)
+	}
+	var nEvents int
+	if err == nil {
+		nEvents, err = p.commit(now, kind, len(l.Seen), len(l.Pools), in, &out, &cards, rebuilt, pools, daily)
+	}
 	res.Commit = time.Since(t)
 	if err != nil {
 		// A commit that fails (disk full, file read-only or damaged) is a
@@ -315,6 +337,31 @@ func (p *Poller) evaluate(ctx context.Context, now time.Time, cards *cardDiff, p
 	return in, out, err
 }
 
+// writeCards writes the changed cards and their fingerprints and deletes
+// the removed ones, or adopts the snapshot rebuilt with them.
+func (p *Poller) writeCards(pt *store.ProviderTx, cards *cardDiff, rebuilt bool, removed []string) error {
+	if rebuilt {
+		return pt.AdoptRebuilt()
+	}
+	pt.Dense()
+	for _, c := range cards.changed {
+		if err := pt.PutCard(c.ID, c.Data); err != nil {
+			return err
+		}
+	}
+	for i, c := range cards.changed {
+		if err := pt.PutCardFP(c.ID, cards.fps[i]); err != nil {
+			return err
+		}
+	}
+	for _, id := range removed {
+		if err := pt.DeleteCard(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func historyKey(entity, id string) string {
 	if entity == fleet.EntityPool {
 		return store.PoolHistoryKey(id)
@@ -325,7 +372,7 @@ func historyKey(entity, id string) string {
 // commit writes the cycle in one transaction: the changed snapshot, what
 // Evaluate decided, fetched daily usage, the events and the metadata. It
 // returns how many events it committed.
-func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules.Input, out *rules.Output, cards *cardDiff, pools diffed[fleet.Pool], daily *dailyUsage) (int, error) {
+func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules.Input, out *rules.Output, cards *cardDiff, rebuilt bool, pools diffed[fleet.Pool], daily *dailyUsage) (int, error) {
 	today := fleet.DayOf(now)
 	n := 0
 	err := p.o.Store.Update(func(tx *store.Tx) error {
@@ -337,24 +384,11 @@ func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules
 		if err != nil {
 			return err
 		}
-		pt.Dense()
-		for _, c := range cards.changed {
-			if err := pt.PutCard(c.ID, c.Data); err != nil {
-				return err
-			}
-		}
-		for i, c := range cards.changed {
-			if err := pt.PutCardFP(c.ID, cards.fps[i]); err != nil {
-				return err
-			}
+		if err := p.writeCards(pt, cards, rebuilt, out.RemovedCards); err != nil {
+			return err
 		}
 		for _, ch := range pools.changed {
 			if err := pt.PutPool(ch.id, ch.enc); err != nil {
-				return err
-			}
-		}
-		for _, id := range out.RemovedCards {
-			if err := pt.DeleteCard(id); err != nil {
 				return err
 			}
 		}

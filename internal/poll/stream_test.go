@@ -2,6 +2,7 @@ package poll
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -151,4 +152,33 @@ func TestUnchangedCardsReadFromSnapshot(t *testing.T) {
 	require.Zero(t, res.Changed)
 	require.True(t, res.ClockRules)
 	require.Greater(t, len(r.outbox()), first, "clock rules did not see the unchanged cards")
+}
+
+// cardIDs lists the stored cards' ids.
+func (r *rig) cardIDs() []string {
+	var ids []string
+	require.NoError(r.t, r.store.View(func(tx *store.Tx) error {
+		pt, err := tx.Provider("hw")
+		if err != nil {
+			return err
+		}
+		return pt.ForEachCardID(func(id string) { ids = append(ids, id) })
+	}))
+	return ids
+}
+
+// cardJSON is a stored card as JSON.
+func (r *rig) cardJSON(id string) string {
+	var out string
+	require.NoError(r.t, r.store.View(func(tx *store.Tx) error {
+		pt, err := tx.Provider("hw")
+		if err != nil {
+			return err
+		}
+		c, _, err := pt.Card(id)
+		b, _ := json.Marshal(c)
+		out = string(b)
+		return err
+	}))
+	return out
 }

@@ -161,13 +161,14 @@ func (t *Tx) Provider(name string) (*ProviderTx, error) {
 			}
 		}
 	}
-	return &ProviderTx{name: name, b: b}, nil
+	return &ProviderTx{name: name, b: b, tx: t.tx}, nil
 }
 
 // ProviderTx reads and writes one provider's snapshot, alerts and metadata.
 type ProviderTx struct {
 	name string
 	b    *bolt.Bucket // nil: nothing stored yet
+	tx   *bolt.Tx
 }
 
 func (p *ProviderTx) sub(name []byte) *bolt.Bucket {
