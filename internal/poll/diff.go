@@ -24,7 +24,7 @@ type cardDiff struct {
 // diffCards compares a listing with the snapshot's fingerprints. It checks
 // that the lister decoded exactly the cards whose fingerprint was not known.
 func diffCards(l *fleet.Listing, snap map[string]uint64, known fleet.Known, missing map[string]bool) (cardDiff, error) {
-	d := cardDiff{listed: len(l.Seen), changed: slices.Clone(l.Changed)}
+	d := cardDiff{listed: len(l.Seen), changed: l.Changed} // sorted in place: the listing is the diff's now
 	slices.SortFunc(d.changed, func(a, b fleet.Record) int { return strings.Compare(a.ID, b.ID) })
 	type listing struct {
 		fp     uint64

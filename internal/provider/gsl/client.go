@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -238,30 +237,31 @@ func (c *Client) attempt(ctx context.Context, op, method, path string, q url.Val
 		return &provider.TransportError{Op: "gsl: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	requestID := resp.Header.Get("X-Request-Id")
-	if err != nil {
-		return &provider.TransportError{Op: "gsl: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
-	}
-	if err := provider.CheckRedirect("gsl", op, resp); err != nil {
-		return err
-	}
-	if resp.StatusCode == http.StatusUnauthorized && c.tokens != nil {
-		c.tokens.invalidate()
-	}
-	if resp.StatusCode/100 != 2 {
-		e := &APIError{Op: op, Status: resp.StatusCode, RequestID: requestID}
-		var eb struct {
-			Code string `json:"error_code"`
-			Msg  string `json:"error_msg"`
+	return provider.ReadBody(resp, maxBody, func(data []byte, err error) error {
+		requestID := resp.Header.Get("X-Request-Id")
+		if err != nil {
+			return &provider.TransportError{Op: "gsl: " + op, Err: err, Timeout: rctx.Err() != nil && ctx.Err() == nil}
 		}
-		if json.Unmarshal(data, &eb) == nil {
-			e.Code, e.Message = eb.Code, eb.Msg
+		if err := provider.CheckRedirect("gsl", op, resp); err != nil {
+			return err
 		}
-		e.retryAfter = provider.ParseRetryAfter(resp.Header.Get("Retry-After"), c.o.Now())
-		return e
-	}
-	return handle(data, requestID)
+		if resp.StatusCode == http.StatusUnauthorized && c.tokens != nil {
+			c.tokens.invalidate()
+		}
+		if resp.StatusCode/100 != 2 {
+			e := &APIError{Op: op, Status: resp.StatusCode, RequestID: requestID}
+			var eb struct {
+				Code string `json:"error_code"`
+				Msg  string `json:"error_msg"`
+			}
+			if json.Unmarshal(data, &eb) == nil {
+				e.Code, e.Message = eb.Code, eb.Msg
+			}
+			e.retryAfter = provider.ParseRetryAfter(resp.Header.Get("Retry-After"), c.o.Now())
+			return e
+		}
+		return handle(data, requestID) // handle keeps no part of data
+	})
 }
 
 func (c *Client) authenticate(ctx context.Context, req *http.Request, body []byte) error {
