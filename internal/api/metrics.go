@@ -64,6 +64,7 @@ const (
 	StageDiff     = "diff"
 	StageEvaluate = "evaluate"
 	StageCommit   = "commit"
+	StageDaily    = "daily"
 	StageTotal    = "total"
 )
 
@@ -73,7 +74,7 @@ const (
 func newCycleHistogram() *prometheus.HistogramVec {
 	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "simwatch_cycle_duration_seconds",
-		Help:    "How long a provider's committed poll cycle took, by stage (fetch, diff, evaluate, commit) and in total.",
+		Help:    "How long a provider's committed poll cycle took, by stage (fetch, diff, daily, evaluate, commit) and in total.",
 		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 	}, []string{"provider", "stage"})
 }

@@ -2,6 +2,9 @@ package poll
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/fleet"
@@ -21,14 +24,21 @@ const backfillGap = 31
 // midnight).
 const dailyRetry = time.Hour
 
-// dailyUsage is what the daily API returned this cycle, written with the
-// cycle's commit.
+// dailyChunk is how many cards' daily usage one transaction merges: a
+// backfill of a million cards is never held in memory whole.
+const dailyChunk = 20_000
+
+// dailyUsage is what the daily API brought this cycle. The cards' histories
+// are already merged into the store, chunk by chunk (a history is derived
+// data: merging the same days again is harmless, so a cycle that fails
+// after them loses nothing); the pools' sums are written with the cycle.
 type dailyUsage struct {
-	cards   map[string][]fleet.DayUsage
 	through int32     // the last day now covered: days after it are asked again
 	askedAt time.Time // when the API was asked
-	// merged is each card's and pool's stored history with the fetched days
-	// set, by history key: what evaluation reads and the commit writes.
+	// pools holds each pool's fetched days, summed over its members; merged
+	// is their stored histories with those days set, by history key: what
+	// evaluation reads and the commit writes.
+	pools  map[string]map[int32]float64
 	merged map[string]fleet.History
 }
 
@@ -47,38 +57,23 @@ func (d *dailyUsage) get(key string) (fleet.History, bool) {
 // it asks for each missing day. The history advances only over days the
 // answer had: a day the provider has not published yet is asked again after
 // dailyRetry. A failure is logged and retried next cycle: the listing itself
-// is still good.
-func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Seen) *dailyUsage {
-	if p.o.Daily == nil || len(cards) == 0 {
+// is still good. Cards are asked and merged dailyChunk at a time.
+func (p *Poller) fetchDaily(ctx context.Context, now time.Time, seen []fleet.Seen, cards *cardDiff) *dailyUsage {
+	if p.o.Daily == nil || len(seen) == 0 {
 		return nil
 	}
 	var meta store.Meta
 	yesterday := fleet.DayOf(now) - 1
-	// expected are the cards that already have daily history: a day the
-	// answer has for some cards but not for these is not complete yet
-	// (the provider publishes batch by batch).
-	expected := map[string]bool{}
 	err := p.o.Store.View(func(tx *store.Tx) error {
 		pt, err := tx.Provider(p.o.Provider)
 		if err != nil {
 			return err
 		}
-		if meta, err = pt.Meta(); err != nil || meta.HistoryThrough >= yesterday || now.Sub(meta.HistoryAskedAt) < dailyRetry {
-			return err
-		}
-		for _, c := range cards {
-			if pt.HistorySource(store.CardHistoryKey(c.ID)) == fleet.HistoryDaily {
-				expected[c.ID] = true
-			}
-		}
-		return nil
+		meta, err = pt.Meta()
+		return err
 	})
 	if err != nil || meta.HistoryThrough >= yesterday || now.Sub(meta.HistoryAskedAt) < dailyRetry {
 		return nil
-	}
-	ids := make([]string, len(cards))
-	for i, c := range cards {
-		ids[i] = c.ID
 	}
 	var queries [][2]string // month, date
 	first := meta.HistoryThrough + 1
@@ -92,31 +87,27 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Se
 			queries = append(queries, [2]string{"", fleet.DayDate(d).Format("20060102")})
 		}
 	}
-	out := &dailyUsage{cards: map[string][]fleet.DayUsage{}, through: meta.HistoryThrough, askedAt: now}
-	rows := map[int32]int{}         // cards with a row, by day
-	expectedRows := map[int32]int{} // of them, expected ones
-	for _, q := range queries {
-		got, err := p.o.Daily(ctx, q[0], q[1], ids)
-		if err != nil {
+	out := &dailyUsage{through: meta.HistoryThrough, askedAt: now, pools: map[string]map[int32]float64{}}
+	// expected are the cards that already had daily history: a day the
+	// answer has for some cards but not for these is not complete yet (the
+	// provider publishes batch by batch).
+	m := dailyMerge{p: p, today: fleet.DayOf(now), cards: cards, out: out, rows: map[int32]int{}, expectedRows: map[int32]int{}}
+	for start := 0; start < len(seen); start += dailyChunk {
+		ids := make([]string, 0, dailyChunk)
+		for _, c := range seen[start:min(start+dailyChunk, len(seen))] {
+			ids = append(ids, c.ID)
+		}
+		if err := m.chunk(ctx, queries, ids); err != nil {
 			p.o.Logger.Warn("daily usage not fetched; will try again next cycle", "provider", p.o.Provider, "err", err)
 			return nil
-		}
-		for id, days := range got {
-			out.cards[id] = append(out.cards[id], days...)
-			for _, d := range days {
-				rows[d.Day]++
-				if expected[id] {
-					expectedRows[d.Day]++
-				}
-			}
 		}
 	}
 	// A day is had when every card with daily history has it; a day two
 	// days past is taken as it is, so that a card the provider dropped for
 	// good cannot hold the account's history back for longer.
-	had := make(map[int32]bool, len(rows))
-	for d, n := range rows {
-		had[d] = n > 0 && (expectedRows[d] == len(expected) || d < yesterday-1)
+	had := make(map[int32]bool, len(m.rows))
+	for d, n := range m.rows {
+		had[d] = n > 0 && (m.expectedRows[d] == m.expected || d < yesterday-1)
 	}
 	// Advance over the days the provider had, in order; the first day it
 	// did not have is asked again later. A backfill may start before the
@@ -136,49 +127,92 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, cards []fleet.Se
 	return out
 }
 
-// mergeDaily sets the fetched days on each card's stored history, and on
-// each pool's the sum of its members', for evaluation to read and the commit
-// to write.
-func mergeDaily(pt *store.ProviderTx, d *dailyUsage, cards *cardDiff) (map[string]fleet.History, error) {
-	changed := make(map[string][]byte, len(cards.changed))
-	for _, r := range cards.changed {
-		changed[r.ID] = r.Data
-	}
-	// A card's pool is the listing's: the changed card's own, or the
-	// snapshot's for a card that did not change.
-	poolOf := func(id string) (string, error) {
-		if enc, ok := changed[id]; ok {
-			c, err := store.DecodeCard(enc)
-			return c.PoolID, err
-		}
-		c, _, err := pt.Card(id)
-		return c.PoolID, err
-	}
-	merged := make(map[string]fleet.History, len(d.cards))
-	pools := map[string]map[int32]float64{}
-	for id, days := range d.cards {
-		key := store.CardHistoryKey(id)
-		h, err := pt.History(key)
+// dailyMerge merges the daily API's answers into the cards' histories, a
+// chunk of cards per transaction, and sums them per pool.
+type dailyMerge struct {
+	p     *Poller
+	today int32
+	cards *cardDiff
+	out   *dailyUsage
+	// rows counts the cards with a row, by day; expectedRows those of them
+	// that already had daily history, of which there are expected.
+	rows, expectedRows map[int32]int
+	expected           int
+}
+
+func (m *dailyMerge) chunk(ctx context.Context, queries [][2]string, ids []string) error {
+	got := map[string][]fleet.DayUsage{}
+	for _, q := range queries {
+		rows, err := m.p.o.Daily(ctx, q[0], q[1], ids)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		h.Source = fleet.HistoryDaily
-		pool, err := poolOf(id)
+		for id, days := range rows {
+			got[id] = append(got[id], days...)
+		}
+	}
+	return m.p.o.Store.Update(func(tx *store.Tx) error {
+		pt, err := tx.Provider(m.p.o.Provider)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, u := range days {
-			h.Set(u.Day, u.MB)
-			if pool != "" {
-				if pools[pool] == nil {
-					pools[pool] = map[int32]float64{}
-				}
-				pools[pool][u.Day] += u.MB
+		expected := map[string]bool{}
+		for _, id := range ids {
+			if pt.HistorySource(store.CardHistoryKey(id)) == fleet.HistoryDaily {
+				expected[id] = true
 			}
 		}
-		merged[key] = h
+		m.expected += len(expected)
+		for _, id := range slices.Sorted(maps.Keys(got)) {
+			days := got[id]
+			key := store.CardHistoryKey(id)
+			h, err := pt.History(key)
+			if err != nil {
+				return err
+			}
+			h.Source = fleet.HistoryDaily
+			pool, err := m.poolOf(pt, id)
+			if err != nil {
+				return err
+			}
+			for _, u := range days {
+				h.Set(u.Day, u.MB)
+				m.rows[u.Day]++
+				if expected[id] {
+					m.expectedRows[u.Day]++
+				}
+				if pool != "" {
+					if m.out.pools[pool] == nil {
+						m.out.pools[pool] = map[int32]float64{}
+					}
+					m.out.pools[pool][u.Day] += u.MB
+				}
+			}
+			if err := pt.PutHistory(key, h, m.today); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// poolOf is the pool of a listed card: the changed card's own, or the
+// snapshot's for a card that did not change.
+func (m *dailyMerge) poolOf(pt *store.ProviderTx, id string) (string, error) {
+	if i, ok := slices.BinarySearchFunc(m.cards.changed, id, func(r fleet.Record, id string) int { return strings.Compare(r.ID, id) }); ok {
+		c, err := store.DecodeCard(m.cards.changed[i].Data)
+		return c.PoolID, err
 	}
-	for pool, days := range pools {
+	c, _, err := pt.Card(id)
+	return c.PoolID, err
+}
+
+// mergePools sets the fetched days, summed over each pool's members, on
+// the pools' stored histories, for evaluation to read and the commit to
+// write.
+func mergePools(pt *store.ProviderTx, d *dailyUsage) (map[string]fleet.History, error) {
+	merged := make(map[string]fleet.History, len(d.pools))
+	for pool, days := range d.pools {
 		key := store.PoolHistoryKey(pool)
 		h, err := pt.History(key)
 		if err != nil {

@@ -126,6 +126,9 @@ type Result struct {
 	// Diff the fingerprinting, Eval the rules (reading what they need),
 	// Commit the write transaction including bbolt's write to disk.
 	Fetch, Diff, Eval, Commit time.Duration
+	// Daily is the daily usage API's part: asking it and merging what it
+	// said into the cards' histories (once a day, and at first start).
+	Daily time.Duration
 	// ClockRules reports whether this cycle evaluated clock and history
 	// rules on unchanged entities.
 	ClockRules bool
@@ -149,8 +152,6 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 		}
 		return Result{}, err
 	}
-	daily := p.fetchDaily(ctx, now, l.Seen)
-
 	t := time.Now()
 	cards, err := diffCards(&l, p.cardFP, p.known(kind), p.state.Missing)
 	if err != nil {
@@ -158,6 +159,10 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 	pools := diff(l.Pools, poolID, encodePool, p.poolFP)
 	res.Diff = time.Since(t)
+
+	t = time.Now()
+	daily := p.fetchDaily(ctx, now, l.Seen, &cards)
+	res.Daily = time.Since(t)
 
 	hold := p.confirmRemovals(ctx, cards.absent)
 
@@ -309,7 +314,7 @@ func (p *Poller) evaluate(ctx context.Context, now time.Time, cards *cardDiff, p
 		}
 		in.HistoryThrough = meta.HistoryThrough
 		if daily != nil {
-			if daily.merged, err = mergeDaily(pt, daily, cards); err != nil {
+			if daily.merged, err = mergePools(pt, daily); err != nil {
 				return err
 			}
 			in.HistoryThrough = daily.through
