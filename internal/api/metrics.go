@@ -64,8 +64,10 @@ const (
 	StageDiff     = "diff"
 	StageEvaluate = "evaluate"
 	StageCommit   = "commit"
-	StageDaily    = "daily"
-	StageTotal    = "total"
+	// StageHistory is not a stage of the cycle but what follows it when
+	// due: bringing the daily usage history up to date.
+	StageHistory = "history"
+	StageTotal   = "total"
 )
 
 // newCycleHistogram is simwatch_cycle_duration_seconds. Its buckets span a
@@ -74,7 +76,7 @@ const (
 func newCycleHistogram() *prometheus.HistogramVec {
 	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "simwatch_cycle_duration_seconds",
-		Help:    "How long a provider's committed poll cycle took, by stage (fetch, diff, daily, evaluate, commit) and in total.",
+		Help:    "How long a provider's committed poll cycle took, by stage (fetch, diff, evaluate, commit) and in total; history is the daily usage update that follows a cycle when due.",
 		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 	}, []string{"provider", "stage"})
 }

@@ -36,6 +36,6 @@ func (w *Watcher) observeCycle(provider string, res poll.Result, took time.Durat
 	}
 	w.api.ObserveCycle(provider, map[string]time.Duration{
 		api.StageFetch: res.Fetch, api.StageDiff: res.Diff, api.StageEvaluate: res.Eval,
-		api.StageCommit: res.Commit, api.StageDaily: res.Daily, api.StageTotal: took,
+		api.StageCommit: res.Commit, api.StageTotal: took,
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/simwatch/simwatch/internal/api"
 	"github.com/simwatch/simwatch/internal/bus"
 	"github.com/simwatch/simwatch/internal/crash"
+	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -31,7 +32,8 @@ func (w *Watcher) cycle(ctx context.Context, p *providerRun) error {
 	}
 	w.observeCycle(p.name, res, took)
 	w.log.Info("cycle", "provider", p.name, "cards", res.Cards, "pools", res.Pools, "changed", res.Changed,
-		"events", res.Events, "firing", res.Firing, "fetch", res.Fetch.Round(time.Millisecond), "commit", res.Commit.Round(time.Millisecond),
+		"events", res.Events, "firing", res.Firing, "fetch", res.Fetch.Round(time.Millisecond), "diff", res.Diff.Round(time.Millisecond),
+		"evaluate", res.Eval.Round(time.Millisecond), "commit", res.Commit.Round(time.Millisecond),
 		"took", took.Round(time.Millisecond))
 	return nil
 }
@@ -49,9 +51,12 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 		deadBefore[i] = d.Stats.DeadLettered.Load()
 	}
 	var errs []error
+	var committed []*providerRun
 	for _, p := range w.providers {
 		if err := w.cycle(ctx, p); err != nil {
 			errs = append(errs, err)
+		} else {
+			committed = append(committed, p)
 		}
 	}
 	if _, err := w.relay.Drain(ctx); err != nil {
@@ -88,6 +93,11 @@ func (w *Watcher) RunOnce(ctx context.Context, timeout time.Duration) error {
 		if n := d.Stats.DeadLettered.Load() - deadBefore[i]; n > 0 {
 			errs = append(errs, fmt.Errorf("notifier %s dead-lettered %d event(s): %s", w.cfg.Notifiers[i].Name, n, d.LastDeadLetter()))
 		}
+	}
+	// The events are out: now the daily usage history, which the next run's
+	// forecasts read.
+	for _, p := range committed {
+		w.history(ctx, p)
 	}
 	return errors.Join(errs...)
 }
@@ -279,6 +289,23 @@ func (w *Watcher) watchRules(ctx context.Context, every time.Duration) {
 	}
 }
 
+// history brings a provider's daily usage history up to date after a
+// committed cycle (poll.Poller.UpdateHistory); a failure is logged and the
+// history is asked again after the next cycle.
+func (w *Watcher) history(ctx context.Context, p *providerRun) {
+	res, err := p.poller.UpdateHistory(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		w.log.Warn("daily usage history not updated; will try again after the next cycle", "provider", p.name, "err", err)
+	case res.Asked:
+		if w.api != nil {
+			w.api.ObserveCycle(p.name, map[string]time.Duration{api.StageHistory: res.Took})
+		}
+		w.log.Info("daily usage history", "provider", p.name, "cards", res.Cards, "card_days", res.Days,
+			"through", fleet.DayDate(res.Through).Format(time.DateOnly), "took", res.Took.Round(time.Millisecond))
+	}
+}
+
 func (w *Watcher) loop(ctx context.Context, p *providerRun) {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -290,6 +317,8 @@ func (w *Watcher) loop(ctx context.Context, p *providerRun) {
 		}
 		if err := w.cycle(ctx, p); err != nil && ctx.Err() == nil {
 			w.log.Warn("cycle failed; snapshot kept", "provider", p.name, "err", err)
+		} else {
+			w.history(ctx, p)
 		}
 		t.Reset(p.interval)
 	}

@@ -295,7 +295,7 @@ func dailyLag(t *testing.T, lags int) {
 		return c.DailyFlow(ctx, gsl.DailyQuery{Month: month, Date: date}, ids)
 	}
 	ctx := context.Background()
-	_, err = r.p.Cycle(ctx)
+	_, err = r.cycle(ctx)
 	require.NoError(t, err)
 	clearOutbox(t, r.store)
 
@@ -303,7 +303,7 @@ func dailyLag(t *testing.T, lags int) {
 	r.now = r.now.Add(24 * time.Hour)
 	// Batch 1 of the day's request is answered before GSL published the day.
 	armed.Store(int32(lags))
-	_, err = r.p.Cycle(ctx)
+	_, err = r.cycle(ctx)
 	require.NoError(t, err)
 	day := fleet.DayOf(r.now) - 1
 
@@ -311,7 +311,7 @@ func dailyLag(t *testing.T, lags int) {
 	var fired []string
 	for _, step := range []time.Duration{2 * time.Hour, 3 * time.Hour} {
 		r.now = r.now.Add(step)
-		_, err = r.p.Cycle(ctx)
+		_, err = r.cycle(ctx)
 		require.NoError(t, err)
 		for _, e := range clearOutbox(t, r.store) {
 			if e.Event.Rule == "card_silent_day" && e.Event.Kind == "firing" {

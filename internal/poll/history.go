@@ -2,9 +2,9 @@ package poll
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/fleet"
@@ -28,40 +28,49 @@ const dailyRetry = time.Hour
 // backfill of a million cards is never held in memory whole.
 const dailyChunk = 20_000
 
-// dailyUsage is what the daily API brought this cycle. The cards' histories
-// are already merged into the store, chunk by chunk (a history is derived
-// data: merging the same days again is harmless, so a cycle that fails
-// after them loses nothing); the pools' sums are written with the cycle.
+// dailyUsage is what one history update gathered beyond the cards'
+// histories, which are merged into the store chunk by chunk (a history is
+// derived data: merging the same days again is harmless, so an update cut
+// short loses nothing): each pool's fetched days, summed over its members.
 type dailyUsage struct {
-	through int32     // the last day now covered: days after it are asked again
-	askedAt time.Time // when the API was asked
-	// pools holds each pool's fetched days, summed over its members; merged
-	// is their stored histories with those days set, by history key: what
-	// evaluation reads and the commit writes.
-	pools  map[string]map[int32]float64
-	merged map[string]fleet.History
+	pools map[string]map[int32]float64
 }
 
-// get returns the merged history at key, if this cycle fetched any for it.
-func (d *dailyUsage) get(key string) (fleet.History, bool) {
-	if d == nil {
-		return fleet.History{}, false
-	}
-	h, ok := d.merged[key]
-	return h, ok
+// HistoryResult says what an UpdateHistory did.
+type HistoryResult struct {
+	// Asked is false when nothing was due: the history is up to date, or
+	// the provider was asked less than an hour ago for days it lacked.
+	Asked bool
+	Cards int // cards whose history was asked
+	Days  int // card-days merged
+	// Through is the last day now covered.
+	Through int32
+	Took    time.Duration
 }
 
-// fetchDaily brings the daily history up to yesterday (the providers' flow
-// data is "as of yesterday 24:00"). On first start it backfills the current
-// and the previous month, so forecasts work from the first cycle; afterwards
-// it asks for each missing day. The history advances only over days the
-// answer had: a day the provider has not published yet is asked again after
-// dailyRetry. A failure is logged and retried next cycle: the listing itself
-// is still good. Cards are asked and merged dailyChunk at a time.
-func (p *Poller) fetchDaily(ctx context.Context, now time.Time, seen []fleet.Seen, cards *cardDiff) *dailyUsage {
-	if p.o.Daily == nil || len(seen) == 0 {
-		return nil
+// UpdateHistory brings the daily usage history up to yesterday from the
+// provider's daily API (its flow data is "as of yesterday 24:00"), for the
+// cards of the committed snapshot. On first start it backfills the current
+// and the previous month, so that forecasts have data; afterwards it asks
+// for each missing day. The history advances only over days the answer
+// had: a day the provider has not published yet is asked again after
+// dailyRetry.
+//
+// It runs after a cycle, not in it: a first cycle of a million cards
+// alerts without waiting for 60 million card-days, and forecasts follow
+// once they are in (the next cycle then runs the clock and history rules
+// over every entity). It must not run concurrently with Cycle. Cards are
+// asked and merged dailyChunk at a time, each chunk in its own transaction.
+func (p *Poller) UpdateHistory(ctx context.Context) (HistoryResult, error) {
+	var res HistoryResult
+	if p.o.Daily == nil {
+		return res, nil
 	}
+	if err := p.load(); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	now := p.o.Now().UTC()
 	var meta store.Meta
 	yesterday := fleet.DayOf(now) - 1
 	err := p.o.Store.View(func(tx *store.Tx) error {
@@ -72,8 +81,11 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, seen []fleet.See
 		meta, err = pt.Meta()
 		return err
 	})
-	if err != nil || meta.HistoryThrough >= yesterday || now.Sub(meta.HistoryAskedAt) < dailyRetry {
-		return nil
+	if err != nil {
+		return res, fmt.Errorf("poll %s: history: %w", p.o.Provider, err)
+	}
+	if meta.Cycles == 0 || meta.HistoryThrough >= yesterday || now.Sub(meta.HistoryAskedAt) < dailyRetry || len(p.cardFP) == 0 {
+		return res, nil
 	}
 	var queries [][2]string // month, date
 	first := meta.HistoryThrough + 1
@@ -87,20 +99,20 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, seen []fleet.See
 			queries = append(queries, [2]string{"", fleet.DayDate(d).Format("20060102")})
 		}
 	}
-	out := &dailyUsage{through: meta.HistoryThrough, askedAt: now, pools: map[string]map[int32]float64{}}
+	ids := slices.Sorted(maps.Keys(p.cardFP))
+	res.Asked, res.Cards = true, len(ids)
+	out := &dailyUsage{pools: map[string]map[int32]float64{}}
 	// expected are the cards that already had daily history: a day the
 	// answer has for some cards but not for these is not complete yet (the
 	// provider publishes batch by batch).
-	m := dailyMerge{p: p, today: fleet.DayOf(now), cards: cards, out: out, rows: map[int32]int{}, expectedRows: map[int32]int{}}
-	for start := 0; start < len(seen); start += dailyChunk {
-		ids := make([]string, 0, dailyChunk)
-		for _, c := range seen[start:min(start+dailyChunk, len(seen))] {
-			ids = append(ids, c.ID)
+	m := dailyMerge{p: p, today: fleet.DayOf(now), out: out, rows: map[int32]int{}, expectedRows: map[int32]int{}}
+	for start := 0; start < len(ids); start += dailyChunk {
+		if err := m.chunk(ctx, queries, ids[start:min(start+dailyChunk, len(ids))]); err != nil {
+			return res, fmt.Errorf("poll %s: history: %w", p.o.Provider, err)
 		}
-		if err := m.chunk(ctx, queries, ids); err != nil {
-			p.o.Logger.Warn("daily usage not fetched; will try again next cycle", "provider", p.o.Provider, "err", err)
-			return nil
-		}
+	}
+	for _, n := range m.rows {
+		res.Days += n
 	}
 	// A day is had when every card with daily history has it; a day two
 	// days past is taken as it is, so that a card the provider dropped for
@@ -112,6 +124,7 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, seen []fleet.See
 	// Advance over the days the provider had, in order; the first day it
 	// did not have is asked again later. A backfill may start before the
 	// account's first data: it skips the days before that.
+	through := meta.HistoryThrough
 	d := first
 	if len(queries) > 0 && queries[0][0] != "" {
 		for d <= yesterday && !had[d] {
@@ -119,12 +132,47 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, seen []fleet.See
 		}
 	}
 	for ; d <= yesterday && had[d]; d++ {
-		out.through = d
+		through = d
 	}
-	if out.through >= yesterday {
-		out.askedAt = time.Time{} // complete: the next day is asked as soon as it is due
+	askedAt := now
+	if through >= yesterday {
+		askedAt = time.Time{} // complete: the next day is asked as soon as it is due
 	}
-	return out
+	err = p.o.Store.Update(func(tx *store.Tx) error {
+		pt, err := tx.Provider(p.o.Provider)
+		if err != nil {
+			return err
+		}
+		merged, err := mergePools(pt, out)
+		if err != nil {
+			return err
+		}
+		for _, key := range slices.Sorted(maps.Keys(merged)) {
+			if err := pt.PutHistory(key, merged[key], m.today); err != nil {
+				return err
+			}
+		}
+		meta, err := pt.Meta()
+		if err != nil {
+			return err
+		}
+		advanced := through > meta.HistoryThrough
+		meta.HistoryThrough, meta.HistoryAskedAt = through, askedAt
+		if advanced {
+			// New days: the next cycle runs the history rules over every
+			// entity, not only those that changed.
+			meta.LastClockEval = time.Time{}
+		}
+		return pt.PutMeta(meta)
+	})
+	if err != nil {
+		return res, fmt.Errorf("poll %s: history: %w", p.o.Provider, err)
+	}
+	if through > meta.HistoryThrough {
+		p.state.LastClockEval = time.Time{}
+	}
+	res.Through, res.Took = through, time.Since(start)
+	return res, nil
 }
 
 // dailyMerge merges the daily API's answers into the cards' histories, a
@@ -132,7 +180,6 @@ func (p *Poller) fetchDaily(ctx context.Context, now time.Time, seen []fleet.See
 type dailyMerge struct {
 	p     *Poller
 	today int32
-	cards *cardDiff
 	out   *dailyUsage
 	// rows counts the cards with a row, by day; expectedRows those of them
 	// that already had daily history, of which there are expected.
@@ -196,13 +243,8 @@ func (m *dailyMerge) chunk(ctx context.Context, queries [][2]string, ids []strin
 	})
 }
 
-// poolOf is the pool of a listed card: the changed card's own, or the
-// snapshot's for a card that did not change.
+// poolOf is the pool of a card of the snapshot.
 func (m *dailyMerge) poolOf(pt *store.ProviderTx, id string) (string, error) {
-	if i, ok := slices.BinarySearchFunc(m.cards.changed, id, func(r fleet.Record, id string) int { return strings.Compare(r.ID, id) }); ok {
-		c, err := store.DecodeCard(m.cards.changed[i].Data)
-		return c.PoolID, err
-	}
 	c, _, err := pt.Card(id)
 	return c.PoolID, err
 }

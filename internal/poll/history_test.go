@@ -54,6 +54,16 @@ func newHistoryRig(t *testing.T, rulesSrc string) *historyRig {
 	return r
 }
 
+// cycle runs a cycle and then the daily history update, as the daemon does.
+func (r *historyRig) cycle(ctx context.Context) (Result, error) {
+	res, err := r.p.Cycle(ctx)
+	if err != nil {
+		return res, err
+	}
+	_, err = r.p.UpdateHistory(ctx)
+	return res, err
+}
+
 func (r *historyRig) history(t *testing.T, key string) fleet.History {
 	var h fleet.History
 	require.NoError(t, r.store.View(func(tx *store.Tx) error {
@@ -70,9 +80,10 @@ func (r *historyRig) history(t *testing.T, key string) fleet.History {
 func TestBackfillThenDailyIncrements(t *testing.T) {
 	r := newHistoryRig(t, forecastRule)
 	ctx := context.Background()
-	res, err := r.p.Cycle(ctx)
+	_, err := r.cycle(ctx)
 	require.NoError(t, err)
-	// Backfill: two months (October, November) for 250 cards in batches of 100.
+	// Backfill, after the first cycle: two months (October, November) for
+	// 250 cards in batches of 100.
 	require.Equal(t, 2*3, r.sim.Stats().ByPath["batch-daily-flow"])
 	first := sim.DefaultStart // 2026-11-20: data runs to the 19th
 	h := r.history(t, store.CardHistoryKey("4900000000001"))
@@ -81,27 +92,32 @@ func TestBackfillThenDailyIncrements(t *testing.T) {
 	require.Equal(t, fleet.DayOf(time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC)), h.Days[0].Day, "from the first of last month")
 	require.Len(t, h.Days, 31+19)
 
-	// Forecasts work on the first cycle, from the backfilled history.
+	// Forecasts work from the next cycle on, over every card (unchanged
+	// ones included), from the backfilled history.
+	clearOutbox(t, r.store)
+	res, err := r.cycle(ctx)
+	require.NoError(t, err)
+	require.True(t, res.ClockRules, "new days of history run the history rules over every entity")
 	entries, err := r.store.Outbox(1000)
 	require.NoError(t, err)
 	byRule := map[string]int{}
 	for _, e := range entries {
 		byRule[e.Event.Rule]++
 	}
-	require.Positive(t, byRule["exhausts_soon"], "fired on the first cycle")
+	require.Positive(t, byRule["exhausts_soon"], "fired on the cycle after the backfill")
 	require.Equal(t, 3, byRule["pool_exhausts"], "pools have history from their members")
 	require.Equal(t, res.Events, len(entries))
 
 	// Same day: nothing more to fetch.
 	r.now = r.now.Add(2 * time.Hour)
-	_, err = r.p.Cycle(ctx)
+	_, err = r.cycle(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 6, r.sim.Stats().ByPath["batch-daily-flow"])
 
 	// The next day: yesterday's figures only, one request per batch.
 	r.sim.Fleet().Advance(1)
 	r.now = r.now.Add(24 * time.Hour)
-	_, err = r.p.Cycle(ctx)
+	_, err = r.cycle(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 6+3, r.sim.Stats().ByPath["batch-daily-flow"])
 	h2 := r.history(t, store.CardHistoryKey("4900000000001"))
@@ -122,12 +138,15 @@ func TestBackfillThenDailyIncrements(t *testing.T) {
 func TestDailyFailureKeepsTheCycle(t *testing.T) {
 	r := newHistoryRig(t, forecastRule)
 	r.sim.AddFault(sim.Fault{Kind: sim.FaultError, Status: 400, Code: gsl.CodeParamInvalid, Path: "batch-daily-flow"})
-	_, err := r.p.Cycle(context.Background())
-	require.NoError(t, err, "the listing is good; history waits")
+	ctx := context.Background()
+	_, err := r.p.Cycle(ctx)
+	require.NoError(t, err, "the listing is good")
+	_, err = r.p.UpdateHistory(ctx)
+	require.Error(t, err, "history waits")
 	require.Empty(t, r.history(t, store.CardHistoryKey("4900000000001")).Days)
 	r.sim.ClearFaults()
 	r.now = r.now.Add(time.Hour)
-	_, err = r.p.Cycle(context.Background())
+	_, err = r.cycle(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, r.history(t, store.CardHistoryKey("4900000000001")).Days, "backfilled on the next cycle")
 }
@@ -191,7 +210,7 @@ func TestDailyHistoryKeepsUpOverTenDays(t *testing.T) {
 		for !r.now.Before(sim.DefaultStart.AddDate(0, 0, fl.Day()+1)) {
 			fl.Advance(1) // the simulator's day ends at UTC midnight
 		}
-		_, err := r.p.Cycle(ctx)
+		_, err := r.cycle(ctx)
 		require.NoError(t, err)
 		entries, err := r.store.Outbox(10000)
 		require.NoError(t, err)

@@ -126,9 +126,6 @@ type Result struct {
 	// Diff the fingerprinting, Eval the rules (reading what they need),
 	// Commit the write transaction including bbolt's write to disk.
 	Fetch, Diff, Eval, Commit time.Duration
-	// Daily is the daily usage API's part: asking it and merging what it
-	// said into the cards' histories (once a day, and at first start).
-	Daily time.Duration
 	// ClockRules reports whether this cycle evaluated clock and history
 	// rules on unchanged entities.
 	ClockRules bool
@@ -160,14 +157,11 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	pools := diff(l.Pools, poolID, encodePool, p.poolFP)
 	res.Diff = time.Since(t)
 
-	t = time.Now()
-	daily := p.fetchDaily(ctx, now, l.Seen, &cards)
-	res.Daily = time.Since(t)
 
 	hold := p.confirmRemovals(ctx, cards.absent)
 
 	t = time.Now()
-	in, out, err := p.evaluate(ctx, now, &cards, pools, daily, hold)
+	in, out, err := p.evaluate(ctx, now, &cards, pools, hold)
 	res.Eval = time.Since(t)
 	if err != nil {
 		return res, fmt.Errorf("poll %s: evaluate: %w", p.o.Provider, err)
@@ -193,7 +187,7 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 	var nEvents int
 	if err == nil {
-		nEvents, err = p.commit(now, kind, len(l.Seen), len(l.Pools), in, &out, &cards, rebuilt, pools, daily)
+		nEvents, err = p.commit(now, kind, len(l.Seen), len(l.Pools), in, &out, &cards, rebuilt, pools)
 	}
 	res.Commit = time.Since(t)
 	if err != nil {
@@ -292,7 +286,7 @@ func (p *Poller) load() error {
 // or went missing, usage history, first IMEIs) in one read transaction and
 // runs rules.Evaluate.
 // Cards in hold are absent but not to be removed yet (see confirmRemovals).
-func (p *Poller) evaluate(ctx context.Context, now time.Time, cards *cardDiff, pools diffed[fleet.Pool], daily *dailyUsage, hold map[string]bool) (rules.Input, rules.Output, error) {
+func (p *Poller) evaluate(ctx context.Context, now time.Time, cards *cardDiff, pools diffed[fleet.Pool], hold map[string]bool) (rules.Input, rules.Output, error) {
 	in := rules.Input{Ctx: ctx, Provider: p.o.Provider, Now: now, State: p.state, SnapshotUsage: p.o.Daily == nil, ClockEvery: p.o.ClockEvery}
 	var out rules.Output
 	err := p.o.Store.View(func(tx *store.Tx) error {
@@ -313,17 +307,8 @@ func (p *Poller) evaluate(ctx context.Context, now time.Time, cards *cardDiff, p
 			return err
 		}
 		in.HistoryThrough = meta.HistoryThrough
-		if daily != nil {
-			if daily.merged, err = mergePools(pt, daily); err != nil {
-				return err
-			}
-			in.HistoryThrough = daily.through
-		}
 		in.History = func(entity, id string) fleet.History {
 			key := historyKey(entity, id)
-			if h, ok := daily.get(key); ok {
-				return h
-			}
 			h, err := pt.History(key)
 			if err != nil {
 				p.o.Logger.Warn("usage history unreadable", "provider", p.o.Provider, "key", key, "err", err)
@@ -375,9 +360,9 @@ func historyKey(entity, id string) string {
 }
 
 // commit writes the cycle in one transaction: the changed snapshot, what
-// Evaluate decided, fetched daily usage, the events and the metadata. It
+// Evaluate decided, the events and the metadata. It
 // returns how many events it committed.
-func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules.Input, out *rules.Output, cards *cardDiff, rebuilt bool, pools diffed[fleet.Pool], daily *dailyUsage) (int, error) {
+func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules.Input, out *rules.Output, cards *cardDiff, rebuilt bool, pools diffed[fleet.Pool]) (int, error) {
 	today := fleet.DayOf(now)
 	n := 0
 	err := p.o.Store.Update(func(tx *store.Tx) error {
@@ -425,14 +410,6 @@ func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules
 			if err := pt.NoteIMEI(id, out.FirstIMEI[id]); err != nil {
 				return err
 			}
-		}
-		if daily != nil {
-			for _, key := range slices.Sorted(maps.Keys(daily.merged)) {
-				if err := pt.PutHistory(key, daily.merged[key], today); err != nil {
-					return err
-				}
-			}
-			meta.HistoryThrough, meta.HistoryAskedAt = daily.through, daily.askedAt
 		}
 		events := out.Events
 		if !meta.Unhealthy && p.failures.Load() >= int64(p.o.UnhealthyAfter) {
