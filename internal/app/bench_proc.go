@@ -116,13 +116,25 @@ func (s *benchSim) churn(ctx context.Context, percent float64, seed int) (int, e
 // cycleLine is what the watcher logs for each committed cycle (msg "cycle").
 type cycleLine struct {
 	Cards, Changed, Events, Firing int
+	CardDays                       int // a history update's
 	Took, Fetch, Commit            time.Duration
 }
 
 // parseCycleLine reads a JSON log line; ok is false unless it is a cycle.
 func parseCycleLine(line []byte) (cycleLine, bool) {
+	return parseLogLine(line, "cycle")
+}
+
+// parseHistoryLine reads the log line of a daily history update: Took is
+// its time, Events the card-days it merged.
+func parseHistoryLine(line []byte) (cycleLine, bool) {
+	c, ok := parseLogLine(line, "daily usage history")
+	return c, ok
+}
+
+func parseLogLine(line []byte, msg string) (cycleLine, bool) {
 	var raw map[string]any
-	if json.Unmarshal(line, &raw) != nil || raw["msg"] != "cycle" {
+	if json.Unmarshal(line, &raw) != nil || raw["msg"] != msg {
 		return cycleLine{}, false
 	}
 	num := func(k string) int {
@@ -140,7 +152,7 @@ func parseCycleLine(line []byte) (cycleLine, bool) {
 		return 0
 	}
 	return cycleLine{Cards: num("cards"), Changed: num("changed"), Events: num("events"), Firing: num("firing"),
-		Took: dur("took"), Fetch: dur("fetch"), Commit: dur("commit")}, true
+		CardDays: num("card_days"), Took: dur("took"), Fetch: dur("fetch"), Commit: dur("commit")}, true
 }
 
 // vmHWM is a live process's peak resident set in bytes, from /proc.

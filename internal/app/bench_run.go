@@ -76,6 +76,9 @@ type onceRun struct {
 	Wall    time.Duration `json:"wall_ns"`
 	MaxRSS  int64         `json:"max_rss_bytes"`
 	Cycle   cycleLine     `json:"cycle"`
+	// History is the daily usage update that followed the cycle, if one
+	// was due (the first run's backfill).
+	History *cycleLine `json:"history,omitempty"`
 	Store   int64         `json:"store_bytes"`
 	Churned int           `json:"churned"` // cards changed before the run
 }
@@ -99,6 +102,9 @@ func runOnceChild(ctx context.Context, exe, cfg string, o benchOpts) (onceRun, e
 	for line := range bytes.SplitSeq(logs.Bytes(), []byte("\n")) {
 		if c, ok := parseCycleLine(line); ok {
 			r.Cycle, found = c, true
+		}
+		if h, ok := parseHistoryLine(line); ok {
+			r.History = &h
 		}
 	}
 	if !found {
