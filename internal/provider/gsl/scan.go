@@ -11,7 +11,7 @@ import (
 // A page of GET /v1/sim-cards is scanned, not decoded: one pass checks that
 // it is well-formed JSON, reads count, limit and offset as encoding/json
 // would (keys matched without regard to case, the last of a key twice
-// winning), and finds each record of sim_cards with its sim_card_id. Only
+// winning; a list given twice is refused), and finds each record of sim_cards with its sim_card_id. Only
 // records the poller does not already know are decoded (decodeDevice).
 // Whatever the scan refuses, the full decoder is asked to name (see
 // scanCards), so that errors read as they always did.
@@ -21,6 +21,9 @@ const maxDepth = 10000
 
 // errSyntax is JSON the scanner refuses; the full decoder names the fault.
 var errSyntax = errors.New("malformed JSON")
+
+// errCardsTwice is a page with two sim_cards lists.
+var errCardsTwice = errors.New("sim_cards given twice")
 
 // span is a record's bytes in the page, and its sim_card_id.
 type span struct {
@@ -70,8 +73,13 @@ func scanCardPage(body []byte, records []span) (cardScan, error) {
 			_, _, err := s.int()
 			return err
 		case foldEq(key, keySimCards):
+			// encoding/json would decode a second list into the first's
+			// records, mixing the two: a page that gives its cards twice
+			// is refused, not guessed at.
+			if out.listed {
+				return errCardsTwice
+			}
 			out.listed = true
-			out.records = out.records[:0] // the last sim_cards given wins
 			return s.cards(&out.records)
 		}
 		return s.value()

@@ -3,6 +3,7 @@ package gsl
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -110,6 +111,9 @@ func streamCards(name string, body []byte, known fleet.Known) (provider.Page[fle
 func pageFault(name string, body []byte, err error) error {
 	if _, derr := decodeCards(name, body); derr != nil {
 		return derr
+	}
+	if errors.Is(err, errCardsTwice) {
+		return err
 	}
 	return fmt.Errorf("sim_cards: %w", err)
 }
