@@ -152,12 +152,16 @@ type dailyRow struct {
 
 // dailyAnswer is the answer of batch-daily-flow (seed 001). Pointers tell a
 // missing key from a value.
-type dailyAnswer []struct {
-	Date    *string `json:"date"`
-	SimFlow *[]struct {
-		Flow      *float64 `json:"flow"`
-		SimCardID *int64   `json:"sim_card_id"`
-	} `json:"sim_flow"`
+type dailyAnswer []dailyDay
+
+type dailyDay struct {
+	Date    *string      `json:"date"`
+	SimFlow *[]dailyFlow `json:"sim_flow"`
+}
+
+type dailyFlow struct {
+	Flow      *float64 `json:"flow"`
+	SimCardID *int64   `json:"sim_card_id"`
 }
 
 // decodeDaily decodes and checks one batch's answer: every day a date
@@ -165,8 +169,8 @@ type dailyAnswer []struct {
 // of this batch with a flow in [0, fleet.MaxDailyMB]. A card×day given twice
 // is kept once if the flows agree and is an error if they differ.
 func decodeDaily(body []byte, q DailyQuery, batch []int64) (rows []dailyRow, had []int32, err error) {
-	var days dailyAnswer
-	if err := json.Unmarshal(body, &days); err != nil {
+	days, err := parseDaily(body)
+	if err != nil {
 		return nil, nil, err
 	}
 	if days == nil {
