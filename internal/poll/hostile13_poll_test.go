@@ -2,12 +2,19 @@ package poll
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
+	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/rules"
+	"github.com/simwatch/simwatch/internal/sim"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -75,4 +82,148 @@ func TestHostile13UpgradeRestartLosesAbsentCard(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Removed, "a card absent from two complete listings in a row is removed (DESIGN §6)")
 	require.False(t, r.hostile13Has(gone), "the removed card stays in the snapshot forever")
+}
+
+// hostile13Reopen closes the rig's store, lets edit change the bbolt file
+// directly (a damaged or foreign store), and opens it again.
+func (r *rig) hostile13Reopen(path string, edit func(tx *bolt.Tx) error) {
+	require.NoError(r.t, r.store.Close())
+	db, err := bolt.Open(path, 0o600, nil)
+	require.NoError(r.t, err)
+	require.NoError(r.t, db.Update(edit))
+	require.NoError(r.t, db.Close())
+	st, err := store.Open(path)
+	require.NoError(r.t, err)
+	r.t.Cleanup(func() { st.Close() })
+	r.store = st
+}
+
+// hostile13RigAt is newRig with its store at a known path.
+func hostile13RigAt(t *testing.T, rulesSrc string) (*rig, string) {
+	r := newRig(t, rulesSrc)
+	path := filepath.Join(t.TempDir(), "h13.db")
+	st, err := store.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	r.store = st
+	return r, path
+}
+
+// A fingerprint value that is not 8 bytes (a damaged or foreign store):
+// the cycle fails with a clear error naming it, never panics, and raises
+// no card event.
+func TestHostile13CorruptFingerprintValue(t *testing.T) {
+	r, path := hostile13RigAt(t, lowRule)
+	ctx := context.Background()
+	_, err := r.hostile13Poller(Options{}).Cycle(ctx)
+	require.NoError(t, err)
+	r.outbox()
+	id := r.cardID(4)
+	r.hostile13Reopen(path, func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("providers")).Bucket([]byte("hw")).Bucket([]byte("card_fp")).Put([]byte(id), []byte{1, 2, 3})
+	})
+	p := r.hostile13Poller(Options{})
+	_, err = p.Cycle(ctx)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), id, "the error names the card")
+	require.NotContains(t, err.Error(), "panic")
+	require.Empty(t, r.outbox(), "no card event from a damaged fingerprint")
+}
+
+// A rebuild whose second transaction never commits (the process killed in
+// the middle of it) leaves a half-written staging bucket. A later cycle with
+// few changes writes directly and must not adopt it; the snapshot and the
+// fingerprints stay those of the listings, across a restart.
+func TestHostile13HalfRebuildNeverAdopted(t *testing.T) {
+	r := newRig(t, lowRule)
+	ctx := context.Background()
+	o := Options{RebuildMin: 5}
+	_, err := r.hostile13Poller(o).Cycle(ctx)
+	require.NoError(t, err)
+	r.outbox()
+
+	orig := map[int]fleet.Card{}
+	for i := 10; i < 17; i++ {
+		var c fleet.Card
+		require.NoError(t, json.Unmarshal([]byte(r.cardJSON(r.cardID(i))), &c))
+		orig[i] = c
+		r.low(i, 95)
+	}
+	var writes atomic.Int64
+	kill := errors.New("killed")
+	r.store.InjectCommitFault(func() error {
+		if writes.Add(1) == 2 { // the staging bucket is made; its first chunk never lands
+			return kill
+		}
+		return nil
+	})
+	_, err = r.hostile13Poller(o).Cycle(ctx)
+	require.ErrorIs(t, err, kill)
+	r.store.InjectCommitFault(nil)
+
+	// Six of the seven changes are undone at the provider: one change now,
+	// written directly.
+	for i := 11; i < 17; i++ {
+		used, total := orig[i].FlowUsed, orig[i].FlowTotal
+		require.NoError(t, r.sim.Fleet().PatchCard(r.iccids[i], sim.CardPatch{FlowUsed: &used, FlowTotal: &total}))
+	}
+	before := map[string]string{}
+	for _, id := range r.cardIDs() {
+		before[id] = r.cardJSON(id)
+	}
+	changed := r.cardID(10)
+	p := r.hostile13Poller(o)
+	res, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"firing card_low_flow " + changed}, r.outbox())
+	require.ElementsMatch(t, []string{changed}, hostile13Diff(before, r), "only the changed card moved")
+	require.Equal(t, 1, res.Changed, "the undone changes are no changes")
+
+	// A new process knows every card: nothing decoded, nothing raised.
+	cl := &countingLister{Lister: r.client}
+	_, err = r.hostile13Poller(Options{Lister: cl, RebuildMin: 5}).Cycle(ctx)
+	require.NoError(t, err)
+	require.Zero(t, cl.decoded)
+	require.Empty(t, r.outbox())
+
+	// And a rebuild after that works from the live snapshot.
+	for i := 20; i < 26; i++ {
+		r.low(i, 97)
+	}
+	_, err = r.hostile13Poller(Options{Lister: cl, RebuildMin: 5}).Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 6, cl.decoded)
+	require.Len(t, r.outbox(), 6)
+	require.Len(t, r.cardIDs(), 30)
+}
+
+func hostile13Diff(before map[string]string, r *rig) []string {
+	var out []string
+	for _, id := range r.cardIDs() {
+		if before[id] != r.cardJSON(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Upgrade from a store without fingerprints, on the rebuild path: the
+// absent card's fingerprint is carried (as 0) and it is removed after the
+// second absence, across a restart.
+func TestHostile13UpgradeRebuildRestartRemovesAbsentCard(t *testing.T) {
+	r := newRig(t, lowRule)
+	ctx := context.Background()
+	_, err := r.hostile13Poller(Options{}).Cycle(ctx)
+	require.NoError(t, err)
+	r.outbox()
+	r.hostile13Spoil(func(pt *store.ProviderTx, _ *store.Meta) error { return pt.DropCardFPs() })
+	gone := r.cardID(9)
+	require.NoError(t, r.sim.Fleet().RemoveCard(r.iccids[9]))
+	res, err := r.hostile13Poller(Options{RebuildMin: 1}).Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Missing)
+	res, err = r.hostile13Poller(Options{RebuildMin: 1}).Cycle(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Removed)
+	require.False(t, r.hostile13Has(gone))
 }

@@ -344,9 +344,21 @@ func (p *Poller) writeCards(pt *store.ProviderTx, cards *cardDiff, rebuilt bool,
 			return err
 		}
 	}
+	gone := make(map[string]bool, len(removed))
 	for _, id := range removed {
+		gone[id] = true
 		if err := pt.DeleteCard(id); err != nil {
 			return err
+		}
+	}
+	// An absent card stays in the snapshot until its second absence, and
+	// must stay known by a fingerprint: one recorded before fingerprints
+	// were (an upgrade) gets a 0, which no record matches.
+	for _, id := range cards.absent {
+		if !gone[id] && !pt.HasCardFP(id) {
+			if err := pt.PutCardFP(id, 0); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

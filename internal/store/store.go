@@ -219,6 +219,12 @@ func (p *ProviderTx) PutCardFP(id string, fp uint64) error {
 	return b.Put([]byte(id), binary.BigEndian.AppendUint64(nil, fp))
 }
 
+// HasCardFP reports whether a fingerprint is recorded for the card.
+func (p *ProviderTx) HasCardFP(id string) bool {
+	b := p.sub(bucketCardFP)
+	return b != nil && b.Get([]byte(id)) != nil
+}
+
 // ForEachCardFP calls fn with each card's recorded fingerprint. It reports
 // false when none was ever recorded (a store written before fingerprints
 // were): the caller then knows the cards only by their ids.
