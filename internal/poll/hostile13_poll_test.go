@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -109,9 +110,9 @@ func hostile13RigAt(t *testing.T, rulesSrc string) (*rig, string) {
 	return r, path
 }
 
-// A fingerprint value that is not 8 bytes (a damaged or foreign store):
-// the cycle fails with a clear error naming it, never panics, and raises
-// no card event.
+// A fingerprint value that is not 8 bytes (a damaged or foreign store) is
+// no fingerprint: the card is decoded again, compared with its stored
+// version, raises nothing, and is known again afterwards.
 func TestHostile13CorruptFingerprintValue(t *testing.T) {
 	r, path := hostile13RigAt(t, lowRule)
 	ctx := context.Background()
@@ -122,12 +123,15 @@ func TestHostile13CorruptFingerprintValue(t *testing.T) {
 	r.hostile13Reopen(path, func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("providers")).Bucket([]byte("hw")).Bucket([]byte("card_fp")).Put([]byte(id), []byte{1, 2, 3})
 	})
-	p := r.hostile13Poller(Options{})
+	cl := &countingLister{Lister: r.client}
+	p := r.hostile13Poller(Options{Lister: cl})
 	_, err = p.Cycle(ctx)
-	require.Error(t, err)
-	require.Contains(t, err.Error(), id, "the error names the card")
-	require.NotContains(t, err.Error(), "panic")
+	require.NoError(t, err)
+	require.Equal(t, 1, cl.decoded, "the card with the damaged fingerprint is decoded again")
 	require.Empty(t, r.outbox(), "no card event from a damaged fingerprint")
+	_, err = r.hostile13Poller(Options{Lister: cl}).Cycle(ctx)
+	require.NoError(t, err)
+	require.Zero(t, cl.decoded, "its fingerprint was recorded again")
 }
 
 // A rebuild whose second transaction never commits (the process killed in
@@ -226,4 +230,134 @@ func TestHostile13UpgradeRebuildRestartRemovesAbsentCard(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Removed)
 	require.False(t, r.hostile13Has(gone))
+}
+
+const hostile13IMEIRules = `rules:
+  - name: card_not_in_original_device
+    on: card
+    when: imei != "" && first_imei() != "" && imei != first_imei()
+`
+
+// first_imei() through a sequence A, unknown, B, A, C, with restarts
+// between cycles: the alert fires when the card is in a device other than
+// its first and resolves when it is back, and an IMEI gone unknown raises
+// nothing.
+func TestHostile13FirstIMEISequence(t *testing.T) {
+	r := newRig(t, hostile13IMEIRules)
+	ctx := context.Background()
+	setIMEI := func(imei string) {
+		p := sim.CardPatch{Unset: []string{}}
+		if imei == "?" {
+			p.Unset = []string{"imei"}
+		} else {
+			p.IMEI = &imei
+		}
+		require.NoError(t, r.sim.Fleet().PatchCard(r.iccids[5], p))
+	}
+	setIMEI("350000000000001")
+	_, err := r.hostile13Poller(Options{}).Cycle(ctx)
+	require.NoError(t, err)
+	require.Empty(t, r.outbox(), "a first listing raises nothing")
+	id := r.cardID(5)
+	for _, step := range []struct {
+		imei string
+		want []string
+	}{
+		{"350000000000001", nil},
+		{"?", nil},
+		{"350000000000002", []string{"firing card_not_in_original_device " + id}},
+		{"?", nil},
+		{"350000000000001", []string{"resolved card_not_in_original_device " + id}},
+		{"350000000000003", []string{"firing card_not_in_original_device " + id}},
+		{"350000000000001", []string{"resolved card_not_in_original_device " + id}},
+	} {
+		setIMEI(step.imei)
+		r.now = r.now.Add(time.Hour)
+		_, err := r.hostile13Poller(Options{}).Cycle(ctx) // a restart before every cycle
+		require.NoError(t, err)
+		require.Equal(t, step.want, r.outbox(), "imei %s", step.imei)
+	}
+}
+
+// A record that changes only in bytes (a key the watcher does not read, a
+// number written another way) is decoded again and raises nothing; the
+// next cycle knows it.
+func TestHostile13BytesOnlyChangeRaisesNothing(t *testing.T) {
+	r := newRig(t, lowRule+`  - {name: any_change, on: card, when: 'changed("status") || changed("imei") || changed("flow_used")'}
+`)
+	ctx := context.Background()
+	cl := &countingLister{Lister: r.client}
+	p := r.hostile13Poller(Options{Lister: cl})
+	_, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	r.outbox()
+	for _, note := range []string{`{"a":[1,2]}`, `{"a":[1.0,2]}`, `{"a":[1.0,2e0],"\u0061":null}`} {
+		require.NoError(t, r.sim.Fleet().PatchCard(r.iccids[6], sim.CardPatch{Raw: sim.Raw("x_vendor_note", note)}))
+		res, err := p.Cycle(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, cl.decoded, note)
+		require.Equal(t, 1, res.Changed)
+		require.Empty(t, r.outbox(), note)
+	}
+	_, err = r.hostile13Poller(Options{Lister: cl}).Cycle(ctx)
+	require.NoError(t, err)
+	require.Zero(t, cl.decoded)
+	require.Empty(t, r.outbox())
+}
+
+// A steady fleet (every record known) while the provider lists a card
+// twice, or drifts once: the streamed listing is still checked whole. A
+// duplicate fails the cycle with no card event and no state moved; a drift
+// that clears on the next attempt lists every card once, nothing missing.
+func TestHostile13StreamedListingChecksHold(t *testing.T) {
+	r := newRig(t, lowRule)
+	ctx := context.Background()
+	cl := &countingLister{Lister: r.client}
+	p := r.hostile13Poller(Options{Lister: cl})
+	_, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	r.outbox()
+
+	r.low(15, 95) // page 2's sixth card changes
+	r.sim.AddFault(sim.Fault{Kind: sim.FaultDup, Path: "sim-cards", Page: 2})
+	_, err = p.Cycle(ctx)
+	require.ErrorContains(t, err, "listed twice")
+	require.Empty(t, r.outbox(), "no card event from a listing with an id twice")
+	r.sim.ClearFaults()
+
+	r.sim.AddFault(sim.Fault{Kind: sim.FaultDrift, Path: "sim-cards", Page: 2, Shift: 1, Count: 1})
+	res, err := p.Cycle(ctx)
+	require.NoError(t, err)
+	require.Zero(t, res.Missing, "a drift fetched again loses no card")
+	require.Equal(t, 30, res.Cards)
+	require.Equal(t, 1, cl.decoded, "only the changed card is decoded")
+	require.Equal(t, []string{"firing card_low_flow " + r.cardID(15)}, r.outbox())
+}
+
+// A damaged fingerprint value fails every cycle at load, for good: nothing
+// recovers it (the card could simply be decoded again), and the failures
+// are never counted, so failed_cycles stays 0 and provider_unhealthy never
+// fires, unlike a commit that fails on a damaged file (health.go). The
+// watcher stalls silently.
+func TestHostile13DamagedFingerprintStallsSilently(t *testing.T) {
+	r, path := hostile13RigAt(t, lowRule)
+	ctx := context.Background()
+	_, err := r.hostile13Poller(Options{}).Cycle(ctx)
+	require.NoError(t, err)
+	r.outbox()
+	id := r.cardID(4)
+	r.hostile13Reopen(path, func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("providers")).Bucket([]byte("hw")).Bucket([]byte("card_fp")).Put([]byte(id), []byte{1, 2, 3})
+	})
+	p := r.hostile13Poller(Options{UnhealthyAfter: 2})
+	var errs []error
+	for range 3 {
+		r.now = r.now.Add(10 * time.Minute)
+		_, err := p.Cycle(ctx)
+		errs = append(errs, err)
+	}
+	recovered := errs[len(errs)-1] == nil
+	signalled := p.Failures() > 0 && slices.Contains(r.outbox(), "firing provider_unhealthy hw")
+	require.True(t, recovered || signalled,
+		"a damaged fingerprint neither recovers nor is signalled: failures=%d, last error: %v", p.Failures(), errs[len(errs)-1])
 }

@@ -135,28 +135,23 @@ type Result struct {
 func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	now := p.o.Now().UTC()
 	if err := p.load(); err != nil {
-		return Result{}, err
+		// An unreadable snapshot fails every cycle until repaired: counted
+		// like a failing provider, so that provider_unhealthy says so.
+		return Result{}, p.fail(ctx, now, err)
 	}
 	start := time.Now()
 	l, kind, err := p.list(ctx)
 	res := Result{Fetch: time.Since(start)}
 	if err != nil {
-		err = fmt.Errorf("poll %s: %w", p.o.Provider, err)
-		if ctx.Err() == nil {
-			if uerr := p.failed(now, err); uerr != nil {
-				return Result{}, errors.Join(err, uerr)
-			}
-		}
-		return Result{}, err
+		return Result{}, p.fail(ctx, now, fmt.Errorf("poll %s: %w", p.o.Provider, err))
 	}
 	t := time.Now()
 	cards, err := diffCards(&l, p.cardFP, p.known(kind), p.state.Missing)
 	if err != nil {
-		return res, fmt.Errorf("poll %s: %w", p.o.Provider, err)
+		return res, p.fail(ctx, now, fmt.Errorf("poll %s: %w", p.o.Provider, err))
 	}
 	pools := diff(l.Pools, poolID, encodePool, p.poolFP)
 	res.Diff = time.Since(t)
-
 
 	hold := p.confirmRemovals(ctx, cards.absent)
 
@@ -194,13 +189,7 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 		// A commit that fails (disk full, file read-only or damaged) is a
 		// failed cycle like a failing provider: counted, and raising
 		// provider_unhealthy once the store takes a small write again.
-		err = fmt.Errorf("poll %s: commit: %w", p.o.Provider, err)
-		if ctx.Err() == nil {
-			if uerr := p.failed(now, err); uerr != nil {
-				return res, errors.Join(err, uerr)
-			}
-		}
-		return res, err
+		return res, p.fail(ctx, now, fmt.Errorf("poll %s: commit: %w", p.o.Provider, err))
 	}
 	// Only a committed cycle moves the state and becomes the base of the next diff.
 	p.state.Apply(&out)
@@ -230,6 +219,17 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 	p.o.Committed()
 	return res, nil
+}
+
+// fail counts a failed cycle (unless ctx ended: a shutdown is no failure)
+// and returns its error.
+func (p *Poller) fail(ctx context.Context, now time.Time, err error) error {
+	if ctx.Err() == nil {
+		if uerr := p.failed(now, err); uerr != nil {
+			return errors.Join(err, uerr)
+		}
+	}
+	return err
 }
 
 // load reads the snapshot's fingerprints and the evaluation state from the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/rules"
@@ -181,4 +182,25 @@ func (r *rig) cardJSON(id string) string {
 		return err
 	}))
 	return out
+}
+
+// A snapshot that cannot be loaded (a damaged alert record) fails every
+// cycle, and is counted like a failing provider: provider_unhealthy says so.
+func TestUnloadableSnapshotIsSignalled(t *testing.T) {
+	r, path := hostile13RigAt(t, lowRule)
+	ctx := context.Background()
+	_, err := r.hostile13Poller(Options{}).Cycle(ctx)
+	require.NoError(t, err)
+	r.outbox()
+	r.hostile13Reopen(path, func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("providers")).Bucket([]byte("hw")).Bucket([]byte("alerts")).Put([]byte("x"), []byte("{not json"))
+	})
+	p := r.hostile13Poller(Options{UnhealthyAfter: 2})
+	for range 2 {
+		r.now = r.now.Add(10 * time.Minute)
+		_, err = p.Cycle(ctx)
+		require.ErrorContains(t, err, "load snapshot")
+	}
+	require.EqualValues(t, 2, p.Failures())
+	require.Contains(t, r.outbox(), "firing provider_unhealthy hw")
 }

@@ -223,6 +223,13 @@ func (s *Set) Evaluate(in Input) Output {
 				usage(fleet.EntityCard, cur.ID, prev.FlowUsed, cur.FlowUsed)
 			}
 		},
+		// A card leaving the snapshot keeps its first IMEI recorded, for
+		// the day it is listed again.
+		gone: func(prev *fleet.Card) {
+			if imei := knownIMEI(prev); imei != "" && c.usage.firstIMEI(prev.ID) == "" {
+				out.FirstIMEI[prev.ID] = imei
+			}
+		},
 		removed: &out.RemovedCards,
 		stopped: c.stopped,
 	})
@@ -254,6 +261,7 @@ type kind[T any] struct {
 	same    func(cur *T, all bool)
 	clock   bool               // some condition rule on the kind reads the clock
 	seen    func(prev, cur *T) // what a new or changed entity records
+	gone    func(prev *T)      // what a removed entity records; nil: nothing
 	removed *[]string
 	stopped func() bool // the evaluation must stop (its context ended)
 }
@@ -284,6 +292,9 @@ func evaluateKind[T any](in Input, out *Output, ch Changes[T], k kind[T]) {
 		out.Missing[EntityKey(k.entity, id)] = !missing(id)
 		if missing(id) {
 			*k.removed = append(*k.removed, id)
+			if k.gone != nil {
+				k.gone(prev)
+			}
 			k.eval(prev, nil)
 		}
 	}

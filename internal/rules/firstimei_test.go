@@ -52,3 +52,33 @@ func TestFirstIMEIRecordedOnlyWhenLost(t *testing.T) {
 	fired, _ = step("A")
 	require.Equal(t, []string{"resolved"}, fired)
 }
+
+// A card removed from the listing and listed again later keeps its first
+// IMEI: it is recorded when the card leaves.
+func TestFirstIMEIOutlivesRemoval(t *testing.T) {
+	set, err := Parse("r.yaml", []byte("rules:\n  - {name: moved, on: card, when: 'imei != first_imei()'}\n"), LoadOptions{})
+	require.NoError(t, err)
+	recorded := map[string]string{}
+	var state State
+	now := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	run := func(ch Changes[fleet.Card]) []string {
+		out := set.Evaluate(Input{Provider: "hw", Now: now, State: state, Cards: ch, FirstIMEI: func(id string) string { return recorded[id] }})
+		state.Apply(&out)
+		for id, v := range out.FirstIMEI {
+			recorded[id] = v
+		}
+		var kinds []string
+		for _, e := range out.Events {
+			kinds = append(kinds, e.Kind+" "+e.Rule)
+		}
+		return kinds
+	}
+	a := fleet.Card{ID: "1", IMEI: "A", Status: "active"}
+	run(Changes[fleet.Card]{Changed: slices.Values([]Change[fleet.Card]{{Cur: &a}})})
+	run(Changes[fleet.Card]{Absent: []*fleet.Card{&a}}) // missing once
+	run(Changes[fleet.Card]{Absent: []*fleet.Card{&a}}) // removed
+	require.Equal(t, "A", recorded["1"])
+	b := fleet.Card{ID: "1", IMEI: "B", Status: "active"}
+	require.Equal(t, []string{"firing moved"}, run(Changes[fleet.Card]{Changed: slices.Values([]Change[fleet.Card]{{Cur: &b}})}),
+		"listed again in another device")
+}

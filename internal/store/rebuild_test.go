@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -130,4 +131,40 @@ func TestRebuildLeftBehindIsReplaced(t *testing.T) {
 		return pt.AdoptRebuilt()
 	})
 	require.ErrorContains(t, err, "no rebuilt snapshot")
+}
+
+// A salvaged store forgets the card fingerprints (a bucket cut short could
+// leave cards without one), keeping the cards: the next cycle knows them by
+// id and decodes each once.
+func TestSalvageForgetsFingerprints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(path)
+	require.NoError(t, err)
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		pt, err := tx.Provider("hw")
+		if err != nil {
+			return err
+		}
+		r := record("1", 1)
+		if err := pt.PutCard(r.ID, r.Data); err != nil {
+			return err
+		}
+		return pt.PutCardFP(r.ID, 42)
+	}))
+	require.NoError(t, s.Close())
+	_, err = Salvage(path, time.Now())
+	require.NoError(t, err)
+	s, err = Open(path)
+	require.NoError(t, err)
+	defer s.Close()
+	cards, fps := snapshot(t, s)
+	require.Equal(t, map[string]float64{"1": 1}, cards)
+	require.Empty(t, fps)
+	require.NoError(t, s.View(func(tx *Tx) error {
+		pt, err := tx.Provider("hw")
+		require.NoError(t, err)
+		recorded, err := pt.ForEachCardFP(func(string, uint64) {})
+		require.False(t, recorded)
+		return err
+	}))
 }

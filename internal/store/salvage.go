@@ -85,6 +85,9 @@ func Salvage(path string, now time.Time) (SalvageReport, error) {
 		err = copyBucket(&db{DB: src, path: path}, dst, nil, &rep)
 		src.Close()
 	}
+	if err == nil {
+		err = forgetFingerprints(dst)
+	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
@@ -102,6 +105,25 @@ func Salvage(path string, now time.Time) (SalvageReport, error) {
 	}
 	syncDir(filepath.Dir(path))
 	return rep, nil
+}
+
+// forgetFingerprints drops every provider's card fingerprints from a
+// salvaged store: a bucket cut short may have left cards without one, which
+// the poller would then never see. Without fingerprints, the next cycle
+// knows the cards by their ids and decodes each once.
+func forgetFingerprints(db *bolt.DB) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketProviders)
+		if root == nil {
+			return nil
+		}
+		return root.ForEachBucket(func(name []byte) error {
+			if pb := root.Bucket(name); pb.Bucket(bucketCardFP) != nil {
+				return pb.DeleteBucket(bucketCardFP)
+			}
+			return nil
+		})
+	})
 }
 
 // salvageBatch is how many keys one write transaction of the copy takes.

@@ -234,10 +234,13 @@ func (p *ProviderTx) ForEachCardFP(fn func(id string, fp uint64)) (bool, error) 
 		return false, nil
 	}
 	return true, b.ForEach(func(k, v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("store: %s card %s: fingerprint of %d bytes", p.name, k, len(v))
+		// A damaged fingerprint is no fingerprint: the card is decoded
+		// again at the next listing.
+		var fp uint64
+		if len(v) == 8 {
+			fp = binary.BigEndian.Uint64(v)
 		}
-		fn(string(k), binary.BigEndian.Uint64(v))
+		fn(string(k), fp)
 		return nil
 	})
 }

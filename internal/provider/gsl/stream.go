@@ -19,6 +19,9 @@ import (
 // matching, and every card is decoded again once.
 const fingerprintKind = "gsl-record-xxh64-1"
 
+// maxPageSize is the largest limit GET /v1/sim-cards takes.
+const maxPageSize = 500
+
 // FingerprintKind names how List fingerprints cards (poll.Lister).
 func (c *Client) FingerprintKind() string { return fingerprintKind }
 
@@ -57,6 +60,11 @@ func streamCards(name string, body []byte, known fleet.Known) (provider.Page[fle
 	}
 	if err != nil {
 		return provider.Page[fleet.Seen]{}, pageFault(name, body, err)
+	}
+	// No page holds more than the API's largest limit: a page of a million
+	// tiny records is refused before any is decoded.
+	if len(sc.records) > maxPageSize {
+		return provider.Page[fleet.Seen]{}, fmt.Errorf("sim_cards: %d records, more than any page holds (%d)", len(sc.records), maxPageSize)
 	}
 	// The page's ids share one string: a million cards are not a million
 	// allocations.

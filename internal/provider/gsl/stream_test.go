@@ -27,6 +27,10 @@ func requireSameAsDecode(t *testing.T, body []byte) {
 	t.Helper()
 	want, werr := decodeCards("hw", body)
 	got, gerr := streamCards("hw", body, never)
+	if werr == nil && len(want.Items) > maxPageSize {
+		require.ErrorContains(t, gerr, "more than any page holds")
+		return
+	}
 	if werr == nil && cardListsIn(body) > 1 {
 		require.ErrorIs(t, gerr, errCardsTwice, "encoding/json mixes two lists; the scan refuses them")
 		return
@@ -97,37 +101,38 @@ func TestStreamMatchesDecode(t *testing.T) {
 	// keys as encoding/json matches them, the last of a key twice winning.
 	rec := `{"sim_card_id":7,"sim_status":20,"iccid":"89"}`
 	for name, body := range map[string]string{
-		"escaped key":            `{"count":1,"sim_cards":[{"sim\u005fcard_id":7,"sim_status":20}]}`,
-		"folded key":             `{"COUNT":1,"Sim_Cards":[{"SIM_CARD_ID":7,"sim_status":20}]}`,
-		"kelvin sign folds to k": `{"count":1,"sim_cards":[{"sim_card_id":7,"sim_status":20}],"\u212aeep":1}`,
-		"long s folds to s":      `{"count":1,"ſim_cards":[` + rec + `]}`,
-		"count twice":            `{"count":5,"sim_cards":[` + rec + `],"count":1}`,
-		"count then null":        `{"count":1,"sim_cards":[` + rec + `],"count":null}`,
-		"cards twice":            `{"count":1,"sim_cards":[{"sim_card_id":8,"sim_status":20}],"sim_cards":[` + rec + `]}`,
-		"id twice in a record":   `{"count":1,"sim_cards":[{"sim_card_id":8,"sim_status":20,"sim_card_id":7}]}`,
-		"id as float":            `{"count":1,"sim_cards":[{"sim_card_id":7.0,"sim_status":20}]}`,
-		"id as exponent":         `{"count":1,"sim_cards":[{"sim_card_id":7e0,"sim_status":20}]}`,
-		"id as string":           `{"count":1,"sim_cards":[{"sim_card_id":"7","sim_status":20}]}`,
-		"id overflows":           `{"count":1,"sim_cards":[{"sim_card_id":99999999999999999999,"sim_status":20}]}`,
-		"id negative":            `{"count":1,"sim_cards":[{"sim_card_id":-7,"sim_status":20}]}`,
-		"null record":            `{"count":1,"sim_cards":[null]}`,
-		"number record":          `{"count":1,"sim_cards":[7]}`,
-		"trailing garbage":       `{"count":1,"sim_cards":[` + rec + `]} x`,
-		"trailing comma":         `{"count":1,"sim_cards":[` + rec + `,]}`,
-		"leading zero":           `{"count":01,"sim_cards":[` + rec + `]}`,
-		"limit as string":        `{"count":1,"limit":"500","sim_cards":[` + rec + `]}`,
-		"limit as float":         `{"count":1,"limit":1.5,"sim_cards":[` + rec + `]}`,
-		"offset null":            `{"count":1,"offset":null,"sim_cards":[` + rec + `]}`,
-		"bad escape":             `{"count":1,"x":"\q","sim_cards":[` + rec + `]}`,
-		"control character":      "{\"count\":1,\"x\":\"a\x01\",\"sim_cards\":[" + rec + "]}",
-		"invalid utf-8":          "{\"count\":1,\"x\":\"\xff\",\"sim_cards\":[" + rec + "]}",
-		"deep nesting":           `{"count":1,"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"sim_cards":[` + rec + `]}`,
-		"whitespace everywhere":  " \t\n{ \"count\" : 1 ,\r\n \"sim_cards\" : [ " + rec + " ] } \n",
-		"cards null":             `{"count":0,"sim_cards":null}`,
-		"cards missing":          `{"count":0}`,
-		"not an object":          `[1]`,
-		"empty":                  ``,
-		"unknown nested values":  `{"count":1,"extra":{"a":[true,false,null,-0.5e-3,"\u00e9"]},"sim_cards":[` + rec + `]}`,
+		"escaped key":              `{"count":1,"sim_cards":[{"sim\u005fcard_id":7,"sim_status":20}]}`,
+		"folded key":               `{"COUNT":1,"Sim_Cards":[{"SIM_CARD_ID":7,"sim_status":20}]}`,
+		"kelvin sign folds to k":   `{"count":1,"sim_cards":[{"sim_card_id":7,"sim_status":20}],"\u212aeep":1}`,
+		"long s folds to s":        `{"count":1,"ſim_cards":[` + rec + `]}`,
+		"count twice":              `{"count":5,"sim_cards":[` + rec + `],"count":1}`,
+		"count then null":          `{"count":1,"sim_cards":[` + rec + `],"count":null}`,
+		"cards twice":              `{"count":1,"sim_cards":[{"sim_card_id":8,"sim_status":20}],"sim_cards":[` + rec + `]}`,
+		"id twice in a record":     `{"count":1,"sim_cards":[{"sim_card_id":8,"sim_status":20,"sim_card_id":7}]}`,
+		"id as float":              `{"count":1,"sim_cards":[{"sim_card_id":7.0,"sim_status":20}]}`,
+		"id as exponent":           `{"count":1,"sim_cards":[{"sim_card_id":7e0,"sim_status":20}]}`,
+		"id as string":             `{"count":1,"sim_cards":[{"sim_card_id":"7","sim_status":20}]}`,
+		"id overflows":             `{"count":1,"sim_cards":[{"sim_card_id":99999999999999999999,"sim_status":20}]}`,
+		"id negative":              `{"count":1,"sim_cards":[{"sim_card_id":-7,"sim_status":20}]}`,
+		"null record":              `{"count":1,"sim_cards":[null]}`,
+		"number record":            `{"count":1,"sim_cards":[7]}`,
+		"trailing garbage":         `{"count":1,"sim_cards":[` + rec + `]} x`,
+		"trailing comma":           `{"count":1,"sim_cards":[` + rec + `,]}`,
+		"leading zero":             `{"count":01,"sim_cards":[` + rec + `]}`,
+		"limit as string":          `{"count":1,"limit":"500","sim_cards":[` + rec + `]}`,
+		"limit as float":           `{"count":1,"limit":1.5,"sim_cards":[` + rec + `]}`,
+		"offset null":              `{"count":1,"offset":null,"sim_cards":[` + rec + `]}`,
+		"bad escape":               `{"count":1,"x":"\q","sim_cards":[` + rec + `]}`,
+		"control character":        "{\"count\":1,\"x\":\"a\x01\",\"sim_cards\":[" + rec + "]}",
+		"invalid utf-8":            "{\"count\":1,\"x\":\"\xff\",\"sim_cards\":[" + rec + "]}",
+		"deep nesting":             `{"count":1,"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"sim_cards":[` + rec + `]}`,
+		"whitespace everywhere":    " \t\n{ \"count\" : 1 ,\r\n \"sim_cards\" : [ " + rec + " ] } \n",
+		"cards null":               `{"count":0,"sim_cards":null}`,
+		"cards missing":            `{"count":0}`,
+		"not an object":            `[1]`,
+		"empty":                    ``,
+		"more records than a page": `{"count":501,"sim_cards":[` + strings.TrimSuffix(strings.Repeat(`{"sim_card_id":7,"sim_status":20},`, 501), ",") + `]}`,
+		"unknown nested values":    `{"count":1,"extra":{"a":[true,false,null,-0.5e-3,"\u00e9"]},"sim_cards":[` + rec + `]}`,
 	} {
 		t.Run(name, func(t *testing.T) { requireSameAsDecode(t, []byte(body)) })
 	}
