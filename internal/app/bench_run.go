@@ -73,14 +73,14 @@ notifiers:
 
 // onceRun is one measured `watcher run --once`.
 type onceRun struct {
-	Wall    time.Duration `json:"wall_ns"`
-	MaxRSS  int64         `json:"max_rss_bytes"`
-	Cycle   cycleLine     `json:"cycle"`
+	Wall   time.Duration `json:"wall_ns"`
+	MaxRSS int64         `json:"max_rss_bytes"`
+	Cycle  cycleLine     `json:"cycle"`
 	// History is the daily usage update that followed the cycle, if one
 	// was due (the first run's backfill).
 	History *cycleLine `json:"history,omitempty"`
-	Store   int64         `json:"store_bytes"`
-	Churned int           `json:"churned"` // cards changed before the run
+	Store   int64      `json:"store_bytes"`
+	Churned int        `json:"churned"` // cards changed before the run
 }
 
 // runOnceChild execs `exe run --config cfg --once` and measures its wall
