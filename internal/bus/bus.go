@@ -147,10 +147,19 @@ func (b *Bus) Publish(ctx context.Context, e *event.Event) error {
 // it stops at an event the bus refuses for good, the error is a
 // *RejectedError and the count is that event's index.
 func (b *Bus) PublishBatch(ctx context.Context, events []event.Event) (int, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	return publishAll(ctx, len(events), func(i int) string { return events[i].ID },
+		func(i int) (jetstream.PubAckFuture, error) { return b.publishAsync(events[i]) })
+}
+
+// publishAll starts n publications with start, in order, stopping at the
+// first that fails, then waits for their acknowledgements. It returns how
+// many, in order from the first, the bus has stored, and why it stopped
+// short.
+func publishAll(ctx context.Context, n int, id func(int) string, start func(int) (jetstream.PubAckFuture, error)) (int, error) {
+	futures := make([]jetstream.PubAckFuture, 0, n)
 	var stopped error // why publishing stopped before the end
-	for i := range events {
-		f, err := b.publishAsync(events[i])
+	for i := range n {
+		f, err := start(i)
 		if err != nil {
 			stopped = err
 			break
@@ -161,7 +170,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events []event.Event) (int, erro
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return i, publishError(events[i].ID, err)
+			return i, publishError(id(i), err)
 		case <-ctx.Done():
 			return i, ctx.Err()
 		}

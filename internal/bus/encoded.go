@@ -19,26 +19,8 @@ import (
 // When it stops at an event the bus refuses for good, the error is a
 // *RejectedError and the count is that event's index.
 func (b *Bus) PublishEncoded(ctx context.Context, events []event.Encoded) (int, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(events))
-	var stopped error
-	for i := range events {
-		f, err := b.publishEncodedAsync(&events[i])
-		if err != nil {
-			stopped = err
-			break
-		}
-		futures = append(futures, f)
-	}
-	for i, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return i, publishError(events[i].ID, err)
-		case <-ctx.Done():
-			return i, ctx.Err()
-		}
-	}
-	return len(futures), stopped
+	return publishAll(ctx, len(events), func(i int) string { return events[i].ID },
+		func(i int) (jetstream.PubAckFuture, error) { return b.publishEncodedAsync(&events[i]) })
 }
 
 func (b *Bus) publishEncodedAsync(e *event.Encoded) (jetstream.PubAckFuture, error) {

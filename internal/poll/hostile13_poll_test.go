@@ -27,7 +27,7 @@ func (r *rig) hostile13Poller(o Options) *Poller {
 	return New(o)
 }
 
-func (r *rig) hostile13Spoil(spoil func(pt *store.ProviderTx, meta *store.Meta) error) {
+func (r *rig) spoilMeta(spoil func(pt *store.ProviderTx, meta *store.Meta) error) {
 	require.NoError(r.t, r.store.Update(func(tx *store.Tx) error {
 		pt, err := tx.Provider("hw")
 		if err != nil {
@@ -70,7 +70,7 @@ func TestHostile13UpgradeRestartLosesAbsentCard(t *testing.T) {
 	_, err := r.hostile13Poller(Options{}).Cycle(ctx)
 	require.NoError(t, err)
 	r.outbox()
-	r.hostile13Spoil(func(pt *store.ProviderTx, _ *store.Meta) error { return pt.DropCardFPs() })
+	r.spoilMeta(func(pt *store.ProviderTx, _ *store.Meta) error { return pt.DropCardFPs() })
 
 	gone := r.cardID(9)
 	require.NoError(t, r.sim.Fleet().RemoveCard(r.iccids[9]))
@@ -220,7 +220,7 @@ func TestHostile13UpgradeRebuildRestartRemovesAbsentCard(t *testing.T) {
 	_, err := r.hostile13Poller(Options{}).Cycle(ctx)
 	require.NoError(t, err)
 	r.outbox()
-	r.hostile13Spoil(func(pt *store.ProviderTx, _ *store.Meta) error { return pt.DropCardFPs() })
+	r.spoilMeta(func(pt *store.ProviderTx, _ *store.Meta) error { return pt.DropCardFPs() })
 	gone := r.cardID(9)
 	require.NoError(t, r.sim.Fleet().RemoveCard(r.iccids[9]))
 	res, err := r.hostile13Poller(Options{RebuildMin: 1}).Cycle(ctx)

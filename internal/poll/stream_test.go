@@ -96,20 +96,7 @@ func TestUnknownFingerprintsDecodeAllWithoutFalseAlerts(t *testing.T) {
 			_, err := r.poller().Cycle(ctx)
 			require.NoError(t, err)
 			require.Len(t, r.outbox(), 1)
-			require.NoError(t, r.store.Update(func(tx *store.Tx) error {
-				pt, err := tx.Provider("hw")
-				if err != nil {
-					return err
-				}
-				meta, err := pt.Meta()
-				if err != nil {
-					return err
-				}
-				if err := spoil(pt, &meta); err != nil {
-					return err
-				}
-				return pt.PutMeta(meta)
-			}))
+			r.spoilMeta(spoil)
 			gone := r.cardID(9)
 			require.NoError(t, r.sim.Fleet().RemoveCard(r.iccids[9]))
 			cl := &countingLister{Lister: r.client}
