@@ -53,7 +53,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		tok, ok := s.authenticate(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="simwatch"`)
-			writeError(w, http.StatusUnauthorized, "missing or unknown bearer token (Authorization: Bearer, one of http.tokens)")
+			writeError(w, http.StatusUnauthorized, "missing or unknown bearer token (Authorization: Bearer, one of http.tokens, or the console's session)")
 			return
 		}
 		if change && tok.Role != RoleAdmin {
@@ -72,14 +72,41 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate finds the request's bearer token. Every configured token is
-// compared, in constant time over fixed-length digests, so that neither the
-// match nor its length shows in the timing.
+// SessionCookie is the cookie the web console keeps a signed-in token in
+// (HttpOnly, SameSite=Strict): the API takes it as it takes a bearer
+// token, so that the console's pages change things through the API.
+const SessionCookie = "simwatch_session"
+
+// authenticate finds the request's bearer token, or the console's session
+// cookie.
 func (s *Server) authenticate(r *http.Request) (Token, bool) {
 	scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return Token{}, false
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		return s.Check(given)
 	}
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		return s.Check(c.Value)
+	}
+	return Token{}, false
+}
+
+// Who is the token a request carries (bearer or session cookie), and
+// whether the API takes it. With no tokens configured everyone is an
+// unnamed admin: the API then answers only to localhost.
+func (s *Server) Who(r *http.Request) (Token, bool) {
+	if len(s.o.Tokens) == 0 {
+		return Token{Role: RoleAdmin}, true
+	}
+	return s.authenticate(r)
+}
+
+// Open reports whether the API runs without tokens (loopback only).
+func (s *Server) Open() bool { return len(s.o.Tokens) == 0 }
+
+// Check finds the configured token whose secret is given. Every token is
+// compared, in constant time over fixed-length digests, so that neither the
+// match nor its length shows in the timing.
+func (s *Server) Check(given string) (Token, bool) {
 	sum := sha256.Sum256([]byte(strings.TrimSpace(given)))
 	var found Token
 	matched := 0
@@ -111,7 +138,9 @@ func isJSON(ct string) bool {
 	return err == nil && mt == "application/json"
 }
 
-// loopbackHost reports whether a Host header names this machine's loopback.
+// LoopbackHost reports whether a Host header names this machine's loopback.
+func LoopbackHost(host string) bool { return loopbackHost(host) }
+
 func loopbackHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h

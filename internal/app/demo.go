@@ -117,7 +117,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "  ali  Alibaba LinkCard   %d cards (pools derived from shared plans) at %s\n", *cards/2, aliSrv.URL)
 	fmt.Fprintf(stdout, "A simulated day passes every %s; rules from rules.example.yaml; events print below. Ctrl-C to stop.\n", *day)
 	if *listen != "" {
-		fmt.Fprintf(stdout, "Status API on http://%s/api/v1/alerts (also /metrics, /healthz).\n\n", *listen)
+		fmt.Fprintf(stdout, "Console on http://%s/ (the JSON API under /api/v1, also /metrics, /healthz).\n\n", *listen)
 	}
 	for name, f := range fleets {
 		go advanceEvery(ctx, f, *day, func(line string) { fmt.Fprintln(stdout, name+" "+line) })

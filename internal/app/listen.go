@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
+	"github.com/simwatch/simwatch/internal/console"
 	"github.com/simwatch/simwatch/internal/config"
 )
 
@@ -111,5 +112,26 @@ func (w *Watcher) apiHandler() http.Handler {
 		intervals[p.name] = p.interval
 	}
 	w.api.SetReadiness(api.Readiness{Intervals: intervals, Started: w.o.Now(), Now: w.o.Now})
-	return w.redact.Middleware(w.api.Handler())
+	apiH := w.api.Handler()
+	mux := http.NewServeMux()
+	for _, p := range []string{"/api/", "/metrics", "/healthz", "/readyz"} {
+		mux.Handle(p, apiH)
+	}
+	mux.Handle("/", w.console().Handler())
+	return w.redact.Middleware(mux)
+}
+
+// console is the web console over the daemon's store, with the API's
+// tokens.
+func (w *Watcher) console() *console.Server {
+	var providers []console.Provider
+	for _, p := range w.cfg.Providers {
+		providers = append(providers, console.Provider{Name: p.Name, Type: p.Type, Interval: p.Interval.D()})
+	}
+	var notifiers []string
+	for _, n := range w.cfg.Notifiers {
+		notifiers = append(notifiers, n.Name)
+	}
+	return console.New(console.Options{Store: w.store, Access: w.api, Providers: providers, Notifiers: notifiers,
+		DeadLetters: w.bus, Now: w.o.Now, Logger: w.log})
 }

@@ -1,0 +1,17 @@
+package console
+
+import "net/http"
+
+// route is one page: its pattern and what renders it. Each page's handler
+// lives in its own file (overview.go, alerts.go, card.go, ...).
+type route struct {
+	pattern string
+	handle  func(w http.ResponseWriter, r *http.Request, v *view) error
+}
+
+// routes are the console's pages.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /{$}", s.overview},
+	}
+}
