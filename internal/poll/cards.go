@@ -16,6 +16,7 @@ import (
 // left out: they wait as they are.
 func cardChanges(pt *store.ProviderTx, d *cardDiff, hold map[string]bool, err *error) (rules.Changes[fleet.Card], error) {
 	ch := rules.Changes[fleet.Card]{Back: d.back}
+	d.statusDelta, d.walked, d.absentStatus = map[string]int{}, 0, map[string]string{}
 	ch.Changed = func(yield func(rules.Change[fleet.Card]) bool) {
 		for _, r := range d.changed {
 			if *err != nil {
@@ -32,9 +33,12 @@ func cardChanges(pt *store.ProviderTx, d *cardDiff, hold map[string]bool, err *e
 				return
 			}
 			c := rules.Change[fleet.Card]{Cur: &cur}
+			d.statusDelta[statusOf(&cur)]++
 			if ok {
 				c.Prev = &prev
+				d.statusDelta[statusOf(&prev)]--
 			}
+			d.walked++
 			if !yield(c) {
 				return
 			}
@@ -51,9 +55,72 @@ func cardChanges(pt *store.ProviderTx, d *cardDiff, hold map[string]bool, err *e
 		}
 		if ok {
 			ch.Absent = append(ch.Absent, &prev)
+			d.absentStatus[id] = statusOf(&prev)
 		}
 	}
 	return ch, nil
+}
+
+// statusOf is a card's status as the overview counts it.
+func statusOf(c *fleet.Card) string {
+	if c.Status == "" || c.Unknown.Has(statusBit) {
+		return "unknown"
+	}
+	return c.Status
+}
+
+var statusBit = fleet.CardField("status")
+
+// statusCounts is the snapshot's cards by status once this cycle commits:
+// the stored counts moved by what changed and what was removed. It runs in
+// the commit's transaction before any card is written, so that a count
+// missing from the store (written by an earlier version) or a walk that
+// evaluation cut short is made from the snapshot as it stands.
+func statusCounts(pt *store.ProviderTx, meta store.Meta, snapshot int, d *cardDiff, removed []string) (map[string]int, error) {
+	counts := map[string]int{}
+	for k, n := range meta.StatusCounts {
+		counts[k] = n
+	}
+	if meta.StatusCounts == nil && snapshot > 0 {
+		err := pt.ForEachCard(func(_ string, enc []byte) error {
+			c, err := store.DecodeCard(enc)
+			counts[statusOf(&c)]++
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	delta := d.statusDelta
+	if d.walked != len(d.changed) {
+		delta = map[string]int{}
+		for _, r := range d.changed {
+			cur, err := store.DecodeCard(r.Data)
+			if err != nil {
+				return nil, err
+			}
+			delta[statusOf(&cur)]++
+			if prev, ok, err := pt.Card(r.ID); err != nil {
+				return nil, err
+			} else if ok {
+				delta[statusOf(&prev)]--
+			}
+		}
+	}
+	for k, n := range delta {
+		counts[k] += n
+	}
+	for _, id := range removed {
+		if st, ok := d.absentStatus[id]; ok {
+			counts[st]--
+		}
+	}
+	for k, n := range counts {
+		if n <= 0 {
+			delete(counts, k)
+		}
+	}
+	return counts, nil
 }
 
 // sameCards yields the snapshot's cards that this listing has unchanged:

@@ -19,6 +19,12 @@ type cardDiff struct {
 	absent  []string       // ids in the snapshot that the listing lacks, in order
 	back    []string       // unchanged ids that were missing from the last listing
 	listed  int
+	// What evaluation saw as it walked the changed and absent cards: the
+	// change in cards by status, how many it walked, and each absent
+	// card's status (see statusCounts).
+	statusDelta  map[string]int
+	walked       int
+	absentStatus map[string]string
 }
 
 // diffCards compares a listing with the snapshot's fingerprints. It checks

@@ -386,6 +386,10 @@ func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules
 		if err != nil {
 			return err
 		}
+		counts, err := statusCounts(pt, meta, len(p.cardFP), cards, out.RemovedCards)
+		if err != nil {
+			return err
+		}
 		if err := p.writeCards(pt, cards, rebuilt, out.RemovedCards); err != nil {
 			return err
 		}
@@ -445,6 +449,7 @@ func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules
 		meta.RulesHash, meta.LastClockEval = out.RulesHash, out.ClockEval
 		meta.Cards, meta.Pools = nCards, nPools
 		meta.FPKind = kind
+		meta.StatusCounts = counts
 		return pt.PutMeta(meta)
 	})
 	return n, err

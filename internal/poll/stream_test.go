@@ -11,6 +11,7 @@ import (
 
 	"github.com/simwatch/simwatch/internal/fleet"
 	"github.com/simwatch/simwatch/internal/rules"
+	"github.com/simwatch/simwatch/internal/sim"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -190,4 +191,61 @@ func TestUnloadableSnapshotIsSignalled(t *testing.T) {
 	}
 	require.EqualValues(t, 2, p.Failures())
 	require.Contains(t, r.outbox(), "firing provider_unhealthy hw")
+}
+
+// The snapshot's cards by status, kept by each commit from what changed,
+// always equal a count of the stored cards: through status changes, an
+// unknown status, a removal, a rebuild, and an upgrade from a store that
+// kept no counts.
+func TestStatusCountsFollowTheSnapshot(t *testing.T) {
+	r := newRig(t, lowRule)
+	ctx := context.Background()
+	walk := func() map[string]int {
+		counts := map[string]int{}
+		for _, id := range r.cardIDs() {
+			var c fleet.Card
+			require.NoError(t, json.Unmarshal([]byte(r.cardJSON(id)), &c))
+			counts[statusOf(&c)]++
+		}
+		return counts
+	}
+	stored := func() map[string]int {
+		var m store.Meta
+		require.NoError(t, r.store.View(func(tx *store.Tx) error {
+			pt, err := tx.Provider("hw")
+			if err != nil {
+				return err
+			}
+			m, err = pt.Meta()
+			return err
+		}))
+		return m.StatusCounts
+	}
+	status := func(i, code int) {
+		require.NoError(t, r.sim.Fleet().PatchCard(r.iccids[i], sim.CardPatch{SimStatus: &code}))
+	}
+	steps := []struct {
+		name string
+		do   func()
+		o    Options
+	}{
+		{"first cycle", func() {}, Options{}},
+		{"suspended and test", func() { status(1, 14); status(2, 10) }, Options{}},
+		{"a code simwatch does not know", func() { status(3, 99) }, Options{}},
+		{"absent once", func() { require.NoError(t, r.sim.Fleet().RemoveCard(r.iccids[5])) }, Options{}},
+		{"removed", func() {}, Options{}},
+		{"rebuilt", func() { status(1, 20); status(6, 14) }, Options{RebuildMin: 1}},
+		{"upgraded", func() {
+			r.spoilMeta(func(_ *store.ProviderTx, m *store.Meta) error { m.StatusCounts = nil; return nil })
+			status(7, 30)
+		}, Options{}},
+	}
+	for _, st := range steps {
+		st.do()
+		_, err := r.hostile13Poller(st.o).Cycle(ctx)
+		require.NoError(t, err, st.name)
+		require.Equal(t, walk(), stored(), st.name)
+	}
+	require.Equal(t, 1, stored()["unknown"])
+	require.Equal(t, 29, len(r.cardIDs()))
 }

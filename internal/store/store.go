@@ -390,6 +390,12 @@ type Meta struct {
 	// another kind (a provider client that changed how it lists) never
 	// matches, and the card is decoded again.
 	FPKind string `json:"fp_kind,omitempty"`
+	// StatusCounts are the snapshot's cards by status ("unknown" for a
+	// status the provider did not give or simwatch does not know), kept
+	// by each commit from what changed: the console's overview reads
+	// them instead of every card. Nil in a store of an earlier version
+	// until its next commit.
+	StatusCounts map[string]int `json:"status_counts,omitempty"`
 }
 
 // Meta returns the provider's metadata.
