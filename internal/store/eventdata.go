@@ -105,8 +105,5 @@ func release(tx *bolt.Tx, hkey []byte, holder byte) error {
 	if err := refs.Delete(hkey); err != nil {
 		return err
 	}
-	if b := tx.Bucket(bucketEvents); b != nil {
-		return b.Delete(hkey)
-	}
-	return nil
+	return dropEvent(tx, hkey)
 }

@@ -37,6 +37,9 @@ func recordEvents(tx *bolt.Tx, events []event.Event, encoded, hkeys [][]byte, ho
 			return err
 		}
 	}
+	if err := indexEvents(tx, events, hkeys); err != nil {
+		return err
+	}
 	if len(events) == 0 {
 		return nil
 	}
@@ -57,7 +60,7 @@ func recordEvents(tx *bolt.Tx, events []event.Event, encoded, hkeys [][]byte, ho
 			}
 			continue
 		}
-		if err := b.Delete(k); err != nil {
+		if err := dropEvent(tx, k); err != nil {
 			return err
 		}
 	}
