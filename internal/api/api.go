@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -66,6 +65,13 @@ type Options struct {
 	// QueryTimeout bounds a query (cards, pools, events); default
 	// DefaultQueryTimeout.
 	QueryTimeout time.Duration
+	// Rules is the loaded rule set, which gives each alert its severity,
+	// labels and notifiers; nil takes them from each alert's last firing
+	// event (a pending alert then has none).
+	Rules func() *rules.Set
+	// Announced is called after an acknowledgement was added to the
+	// outbox (to kick the relay); nil leaves it to the relay's period.
+	Announced func()
 }
 
 // DefaultQueryTimeout bounds a query that sets no QueryTimeout.
@@ -126,6 +132,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
+	mux.HandleFunc("POST /api/v1/alerts/ack", s.ack)
 	mux.HandleFunc("GET /api/v1/providers", s.providers)
 	mux.HandleFunc("GET /api/v1/deadletters", s.listDeadLetters)
 	mux.HandleFunc("GET /api/v1/actions", s.actions)
@@ -245,42 +252,6 @@ func exactKeys(body []byte, v any) error {
 			return fmt.Errorf("unknown key %q (keys are case-sensitive)", key)
 		}
 	}
-}
-
-type alertView struct {
-	Provider string `json:"provider"`
-	*rules.Alert
-}
-
-func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
-	out := []alertView{}
-	err := s.o.Store.View(func(tx *store.Tx) error {
-		for _, name := range tx.Providers() {
-			p, err := tx.Provider(name)
-			if err != nil {
-				return err
-			}
-			as, err := p.Alerts()
-			if err != nil {
-				return err
-			}
-			for _, a := range as {
-				out = append(out, alertView{Provider: name, Alert: a})
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Provider != out[j].Provider {
-			return out[i].Provider < out[j].Provider
-		}
-		return out[i].Key() < out[j].Key()
-	})
-	writeJSON(w, map[string]any{"alerts": out})
 }
 
 func (s *Server) providers(w http.ResponseWriter, r *http.Request) {

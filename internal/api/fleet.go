@@ -166,11 +166,12 @@ func (s *Server) queryFailed(w http.ResponseWriter, ctx context.Context, err err
 }
 
 // EventKinds are the kinds ?kind= (and events --kind) accept.
-var EventKinds = []string{event.KindFiring, event.KindResolved, event.KindTransition, event.KindAction}
+var EventKinds = []string{event.KindFiring, event.KindResolved, event.KindTransition, event.KindAction, event.KindAcknowledged}
 
 // events lists the event history: ?rule= &iccid= &entity_id= &provider=
 // &kind= &since= (RFC 3339, or a relative duration such as 2h or 7d)
-// &limit= (1..MaxEventLimit, default 100), newest first.
+// &limit= (1..MaxEventLimit, default 100), newest first, and &after= (the
+// answer's "next", there when the page is full) for the page after.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.queryContext(r)
 	defer cancel()
@@ -202,7 +203,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.queryFailed(w, ctx, err)
 		return
 	}
-	evs, err := s.o.Store.Events(f)
+	page, err := s.o.Store.EventsPage(store.EventQuery{EventFilter: f, Before: q.Get("after")})
+	if errors.Is(err, store.ErrBadCursor) {
+		writeError(w, http.StatusBadRequest, "after: not a next cursor from an earlier page")
+		return
+	}
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -210,10 +215,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.queryFailed(w, ctx, err)
 		return
 	}
-	if evs == nil {
-		evs = []event.Event{}
+	ans := map[string]any{"events": page.Events}
+	if page.Events == nil {
+		ans["events"] = []event.Event{}
 	}
-	writeJSON(w, map[string]any{"events": evs})
+	if page.Next != "" {
+		ans["next"] = page.Next
+	}
+	writeJSON(w, ans)
 }
 
 // SilenceRequest is the body of POST /api/v1/silences.

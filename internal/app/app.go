@@ -181,7 +181,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		}
 		w.dispatchers = append(w.dispatchers, d)
 	}
-	w.api = api.New(api.Options{Store: w.store, DeadLetters: w.bus, Logger: w.log, Stats: w.stats})
+	w.api = api.New(api.Options{Store: w.store, DeadLetters: w.bus, Logger: w.log, Stats: w.stats,
+		Rules: w.rules.Load, Announced: w.relay.Kick})
 	w.api.Watch(w.watched)
 	return w, nil
 }

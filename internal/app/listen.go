@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
-	"github.com/simwatch/simwatch/internal/console"
 	"github.com/simwatch/simwatch/internal/config"
+	"github.com/simwatch/simwatch/internal/console"
 )
 
 func listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }

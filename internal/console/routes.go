@@ -13,5 +13,12 @@ type route struct {
 func (s *Server) routes() []route {
 	return []route{
 		{"GET /{$}", s.overview},
+		{"GET /alerts", s.alerts},
+		{"GET /cards/{provider}/{id}", s.card},
+		{"GET /pools/{provider}/{id}", s.pool},
+		{"GET /events", s.events},
+		{"GET /silences", s.silences},
+		{"GET /deadletters", s.deadLetters},
+		{"GET /actions", s.actions},
 	}
 }

@@ -18,6 +18,10 @@ const (
 	KindTransition = "transition"
 	// KindAction announces what an action notifier did about another event.
 	KindAction = "action"
+	// KindAcknowledged says someone acknowledged an active alert (with a
+	// comment). It is not a state transition: the alert keeps its state,
+	// and the event only takes the next seq of the alert.
+	KindAcknowledged = "acknowledged"
 )
 
 // Event is one alert transition. ID is deterministic: the same transition of

@@ -45,7 +45,7 @@ type Env struct {
 	EventID    string            `expr:"event_id" doc:"|the event id"`
 	ID         string            `expr:"id" doc:"|the card's, pool's or provider's id, as in rules (the same as entity_id)"`
 	Seq        uint64            `expr:"seq" doc:"|the alert's event counter"`
-	Kind       string            `expr:"kind" doc:"|firing, resolved, transition or action"`
+	Kind       string            `expr:"kind" doc:"|firing, resolved, transition, action or acknowledged"`
 	Rule       string            `expr:"rule" doc:"|the rule's name"`
 	Severity   string            `expr:"severity" doc:"|info, warning or critical"`
 	Summary    string            `expr:"summary" doc:"|the rendered summary"`

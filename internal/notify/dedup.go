@@ -17,7 +17,9 @@ type FiringLog interface {
 // takes each event once per notifier, and the delivery log remembers what
 // was delivered after the ledger let go); what it decides is, as
 // Alertmanager's dedup stage does, that a resolution whose firing never
-// reached the receiver (it was muted there) is muted too.
+// reached the receiver (it was muted there) is muted too, and so is an
+// acknowledgement of it: a receiver that never heard of an alert is not
+// told that someone is on it.
 type Dedup struct {
 	Notifier string
 	Log      FiringLog
@@ -37,7 +39,7 @@ func (d Dedup) Split(events []event.Event, mutedNow map[episode]store.Outcome) (
 	}
 	pass = events[:0:0]
 	for _, e := range events {
-		if e.Kind != event.KindResolved || d.Log == nil {
+		if (e.Kind != event.KindResolved && e.Kind != event.KindAcknowledged) || d.Log == nil {
 			pass = append(pass, e)
 			continue
 		}

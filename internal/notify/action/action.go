@@ -175,7 +175,9 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 	defer n.mu.Unlock()
 	var berr BatchError
 	for _, e := range events {
-		if e.Entity != "card" || e.Kind == event.KindResolved || e.Kind == event.KindAction ||
+		// Only what the card does acts on it: never a resolution, an
+		// announcement of an action, or an acknowledgement.
+		if e.Entity != "card" || (e.Kind != event.KindFiring && e.Kind != event.KindTransition) ||
 			e.Provider != n.o.Provider || !slices.Contains(n.o.Rules, e.Rule) {
 			continue
 		}

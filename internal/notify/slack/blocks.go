@@ -22,8 +22,11 @@ import (
 const digestList = 10
 
 func marker(e *event.Event) string {
-	if e.Kind == event.KindResolved {
+	switch e.Kind {
+	case event.KindResolved:
 		return "✅"
+	case event.KindAcknowledged:
+		return "👀"
 	}
 	switch e.Severity {
 	case "critical":
@@ -226,6 +229,13 @@ func message(events []event.Event, statusURL string) (blocks []slack.Block, fall
 	return render(newRecord(events), statusURL)
 }
 
+// escapeText makes text from a person (an acknowledgement's comment) plain
+// in Slack: <!channel>, <@U123> and <url|label> would otherwise ping or
+// link (Slack's escaping: &, < and >).
+func escapeText(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
 // render builds the Block Kit message a record shows: one event in detail
 // or a digest, with what has resolved since it was posted (a detailed
 // message turns resolved, keeping its details; a digest counts its resolved
@@ -239,6 +249,9 @@ func render(r *record, statusURL string) (blocks []slack.Block, fallback string)
 		mark, kind = "✅", "RESOLVED"
 	}
 	ctx := "simwatch · " + r.Provider
+	if r.Kind == event.KindAcknowledged {
+		r = escaped(r)
+	}
 	if r.Single != nil {
 		e := r.Single
 		head := fmt.Sprintf("%s *%s* · `%s` · %s\n%s", mark, kind, e.Rule, e.Severity, e.Summary)
@@ -300,6 +313,21 @@ func render(r *record, statusURL string) (blocks []slack.Block, fallback string)
 	}
 	blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, ctx, false, false)))
 	return blocks, fallback
+}
+
+// escaped is a copy of r whose summaries are escaped (see escapeText).
+func escaped(r *record) *record {
+	c := *r
+	if r.Single != nil {
+		e := *r.Single
+		e.Summary = escapeText(e.Summary)
+		c.Single = &e
+	}
+	c.Items = slices.Clone(r.Items)
+	for i := range c.Items {
+		c.Items[i].Summary = escapeText(c.Items[i].Summary)
+	}
+	return &c
 }
 
 // fields are the key fields of the card or pool an event is about.

@@ -2,7 +2,8 @@
 // for a single event, a digest for a burst ("card_low_flow for 599 cards",
 // worst first, the first 10 listed), and resolutions as replies in the thread
 // of the message that announced the alert, which is edited in place to show
-// them ("412 of 599 resolved", then resolved). Each alert's seq shows as "#3".
+// them ("412 of 599 resolved", then resolved). Acknowledgements are replies
+// in the same thread, with no edit. Each alert's seq shows as "#3".
 package slack
 
 import (
@@ -228,7 +229,8 @@ func classify(err error) (bool, error) {
 // transitions) as one message per rule and kind, detailed for one event and
 // a digest for several, however many; the resolutions as one reply in the
 // thread of each message that announced their alerts, and that message
-// edited in place (chat.update) to show what has resolved. Resolutions whose
+// edited in place (chat.update) to show what has resolved; the
+// acknowledgements likewise as replies, without an edit. Those whose
 // alerts were never announced here (or in incoming-webhook mode, which can
 // neither thread nor edit) go out as a message of their own.
 //
@@ -267,7 +269,7 @@ func (n *Notifier) Notify(ctx context.Context, events ...event.Event) (bool, err
 // notifySegment sends events in which each alert appears once: the new
 // ones as one message per rule and kind, then the resolutions.
 func (n *Notifier) notifySegment(ctx context.Context, events []event.Event) (bool, error) {
-	var resolved []event.Event
+	var resolved, acked []event.Event
 	type opening struct {
 		rule, kind string
 		events     []event.Event
@@ -276,6 +278,10 @@ func (n *Notifier) notifySegment(ctx context.Context, events []event.Event) (boo
 	for _, e := range events {
 		if e.Kind == event.KindResolved {
 			resolved = append(resolved, e)
+			continue
+		}
+		if e.Kind == event.KindAcknowledged {
+			acked = append(acked, e)
 			continue
 		}
 		if done, err := n.posted(e.ID); err != nil {
@@ -295,10 +301,15 @@ func (n *Notifier) notifySegment(ctx context.Context, events []event.Event) (boo
 			return retry, err
 		}
 	}
+	if len(acked) > 0 {
+		if retry, err := n.thread(ctx, acked, false); err != nil {
+			return retry, err
+		}
+	}
 	if len(resolved) == 0 {
 		return false, nil
 	}
-	return n.resolve(ctx, resolved)
+	return n.thread(ctx, resolved, true)
 }
 
 func (n *Notifier) posted(id string) (bool, error) {
@@ -352,9 +363,11 @@ func (n *Notifier) save(ref store.MessageRef, events []event.Event, rec *record)
 	return false, nil
 }
 
-// resolve replies in the threads of the messages that announced the
-// resolved alerts, one reply per message, and edits those messages.
-func (n *Notifier) resolve(ctx context.Context, resolved []event.Event) (bool, error) {
+// thread replies in the threads of the messages that announced the
+// events' alerts, one reply per message; for resolutions (edit), it also
+// edits those messages to show them. An acknowledgement changes nothing
+// in the announcement: the alert is still firing.
+func (n *Notifier) thread(ctx context.Context, resolved []event.Event, edit bool) (bool, error) {
 	type thread struct {
 		ref    store.MessageRef
 		events []event.Event
@@ -378,6 +391,9 @@ func (n *Notifier) resolve(ctx context.Context, resolved []event.Event) (bool, e
 			i = len(threads) - 1
 		}
 		threads[i].events = append(threads[i].events, e)
+		if !edit {
+			continue
+		}
 		for _, ref := range refs {
 			if _, seen := edits[ref]; !seen {
 				editOrder = append(editOrder, ref)
@@ -438,7 +454,7 @@ func (n *Notifier) announcedIn(e *event.Event) ([]store.MessageRef, error) {
 	return nil, nil
 }
 
-// reply posts the resolutions not yet posted, in ref's thread (or alone
+// reply posts the events not yet posted, in ref's thread (or alone
 // when ref is zero).
 func (n *Notifier) reply(ctx context.Context, ref store.MessageRef, events []event.Event) (bool, error) {
 	var todo []event.Event
