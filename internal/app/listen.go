@@ -133,5 +133,5 @@ func (w *Watcher) console() *console.Server {
 		notifiers = append(notifiers, n.Name)
 	}
 	return console.New(console.Options{Store: w.store, Access: w.api, Providers: providers, Notifiers: notifiers,
-		DeadLetters: w.bus, Now: w.o.Now, Logger: w.log})
+		DeadLetters: w.bus, Rules: w.rules.Load, Now: w.o.Now, Logger: w.log})
 }

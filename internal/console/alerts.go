@@ -172,6 +172,15 @@ func (s *Server) alSeverities(tx *store.Tx, d *alertsData) (map[string]string, e
 	}
 	sev := map[string]string{}
 	err := tx.ForEachFiring(func(b store.FiringBrief) { sev[b.Rule] = b.Severity })
+	// The rule set in force names every rule's severity, pending ones'
+	// included, and wins over what an older firing said.
+	if s.o.Rules != nil {
+		if set := s.o.Rules(); set != nil {
+			for _, r := range set.Rules {
+				sev[r.Name] = r.Severity
+			}
+		}
+	}
 	return sev, err
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
+	"github.com/simwatch/simwatch/internal/rules"
 	"github.com/simwatch/simwatch/internal/store"
 )
 
@@ -42,6 +43,9 @@ type Options struct {
 	DeadLetters api.DeadLetters
 	// Notifiers are the configured notifier names.
 	Notifiers []string
+	// Rules is the rule set in force (it names each rule's severity, also
+	// for alerts not firing yet); nil reads severities from firing events.
+	Rules func() *rules.Set
 	Now       func() time.Time
 	Logger    *slog.Logger
 }
