@@ -88,11 +88,28 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// safeNext keeps a post-login destination on this site: a path, never a
-// URL to elsewhere (an open redirect).
+// safeNext keeps a post-login destination on this site: a path and query
+// of this site, never a URL to elsewhere (an open redirect). Browsers drop
+// tabs and newlines inside a URL and read \ as /, so any control
+// character, space or backslash refuses it, and what is kept is
+// re-escaped.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || u.User != nil ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
-	return next
+	out := u.EscapedPath()
+	if strings.HasPrefix(out, "//") {
+		return "/"
+	}
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	return out
 }

@@ -104,26 +104,20 @@ func (s *Store) EventsPage(q EventQuery) (EventPage, error) {
 		}
 		// One entity's events come from the index; those recorded before
 		// it existed, from the scan below it.
-		if q.Provider != "" && q.Entity != "" && q.EntityID != "" {
-			var full bool
-			var err error
-			from := indexed(tx, q.Provider, q.Entity, q.EntityID, bound, func(k []byte) bool {
-				if binary.BigEndian.Uint64(k[:8]) < since {
-					full = true // nothing older is wanted
-					return false
+		if q.EntityID != "" {
+			keys, from := entityKeys(tx, q.Provider, q.Entity, q.EntityID, bound, since)
+			for _, k := range keys {
+				v := b.Get(k)
+				if v == nil {
+					continue
 				}
-				if v := b.Get(k); v != nil {
-					full, err = add(k, v)
+				full, err := add(k, v)
+				if err != nil || full {
+					return err
 				}
-				return err == nil && !full
-			})
-			if err != nil || full {
-				return err
 			}
-			if from != nil {
-				if bound == nil || bytes.Compare(from, bound) < 0 {
-					bound = from
-				}
+			if from != nil && (bound == nil || bytes.Compare(from, bound) < 0) {
+				bound = from
 			}
 		}
 		c := b.Cursor()

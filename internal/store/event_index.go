@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -109,4 +111,38 @@ func indexed(tx *bolt.Tx, provider, entity, id string, bound []byte, fn func(hke
 		}
 	}
 	return from
+}
+
+// entityKinds are the kinds of entity events are about.
+var entityKinds = []string{"card", "pool", "rule", "provider"}
+
+// entityKeys are the history keys of an entity's events below bound and
+// not before since, newest first, from the index: of one provider and kind
+// when given, else of every provider and kind with that id. from is the
+// first key the index covers (nil: none): older events need a scan.
+func entityKeys(tx *bolt.Tx, provider, entity, id string, bound []byte, since uint64) (keys [][]byte, from []byte) {
+	providers := []string{provider}
+	if provider == "" {
+		providers = nil
+		if root := tx.Bucket(bucketProviders); root != nil {
+			_ = root.ForEachBucket(func(name []byte) error { providers = append(providers, string(name)); return nil })
+		}
+	}
+	kinds := []string{entity}
+	if entity == "" {
+		kinds = entityKinds
+	}
+	for _, p := range providers {
+		for _, kind := range kinds {
+			from = indexed(tx, p, kind, id, bound, func(k []byte) bool {
+				if binary.BigEndian.Uint64(k[:8]) < since {
+					return false
+				}
+				keys = append(keys, bytes.Clone(k))
+				return true
+			})
+		}
+	}
+	slices.SortFunc(keys, func(a, b []byte) int { return bytes.Compare(b, a) })
+	return keys, from
 }
