@@ -45,9 +45,9 @@ type Options struct {
 	Notifiers []string
 	// Rules is the rule set in force (it names each rule's severity, also
 	// for alerts not firing yet); nil reads severities from firing events.
-	Rules func() *rules.Set
-	Now       func() time.Time
-	Logger    *slog.Logger
+	Rules  func() *rules.Set
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Server is the web console.

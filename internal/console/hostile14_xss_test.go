@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -64,9 +65,9 @@ func h14API(t *testing.T, r *pageRig, method, path, body string) (int, string) {
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	var b strings.Builder
-	_, _ = io_Copy(&b, resp)
-	return resp.StatusCode, b.String()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
 }
 
 const (
@@ -174,16 +175,3 @@ func TestHostile14NoMarkupFromDataInPages(t *testing.T) {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
-
-func io_Copy(b *strings.Builder, resp *http.Response) (int64, error) {
-	buf := make([]byte, 32<<10)
-	var n int64
-	for {
-		m, err := resp.Body.Read(buf)
-		b.Write(buf[:m])
-		n += int64(m)
-		if err != nil {
-			return n, nil
-		}
-	}
-}

@@ -146,3 +146,16 @@ func entityKeys(tx *bolt.Tx, provider, entity, id string, bound []byte, since ui
 	slices.SortFunc(keys, func(a, b []byte) int { return bytes.Compare(b, a) })
 	return keys, from
 }
+
+// indexedKey reports whether the event v at history key k is in the index.
+func indexedKey(idx *bolt.Bucket, v, k []byte) bool {
+	var who struct {
+		Provider string `json:"provider"`
+		Entity   string `json:"entity"`
+		EntityID string `json:"entity_id"`
+	}
+	if json.Unmarshal(v, &who) != nil {
+		return false
+	}
+	return idx.Get(append(entityPrefix(who.Provider, who.Entity, who.EntityID), k...)) != nil
+}
