@@ -146,8 +146,12 @@ func ovProviderOf(pt *store.ProviderTx, cp Provider, now time.Time) (ovProvider,
 	if p.Meta, err = pt.Meta(); err != nil {
 		return p, err
 	}
-	if p.Counts, err = pt.CardStatusCounts(); err != nil {
-		return p, err
+	// Each commit keeps the counts in the provider's meta; a store whose
+	// provider has not committed since that began is counted card by card.
+	if p.Counts = p.Meta.StatusCounts; p.Counts == nil {
+		if p.Counts, err = pt.CardStatusCounts(); err != nil {
+			return p, err
+		}
 	}
 	for _, n := range p.Counts {
 		p.Cards += n
