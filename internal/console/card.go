@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,10 +57,7 @@ func (s *Server) card(w http.ResponseWriter, r *http.Request, v *view) error {
 	var hist fleet.History
 	var first string
 	err := s.o.Store.View(func(tx *store.Tx) error {
-		if !slices.Contains(tx.Providers(), name) {
-			return notFound{"provider " + name}
-		}
-		pt, err := tx.Provider(name)
+		pt, err := knownProvider(tx, name)
 		if err != nil {
 			return err
 		}

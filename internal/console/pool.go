@@ -4,7 +4,6 @@ import (
 	"math"
 	"net/http"
 	"reflect"
-	"slices"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/fleet"
@@ -58,10 +57,7 @@ func (s *Server) pool(w http.ResponseWriter, r *http.Request, v *view) error {
 	d := poolData{Provider: name, After: q.Get("after")}
 	var hist fleet.History
 	err := s.o.Store.View(func(tx *store.Tx) error {
-		if !slices.Contains(tx.Providers(), name) {
-			return notFound{"provider " + name}
-		}
-		pt, err := tx.Provider(name)
+		pt, err := knownProvider(tx, name)
 		if err != nil {
 			return err
 		}

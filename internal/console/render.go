@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/simwatch/simwatch/internal/api"
+	"github.com/simwatch/simwatch/internal/store"
 )
 
 //go:embed templates/*.html
@@ -32,7 +34,8 @@ func staticFiles() http.Handler {
 	})
 }
 
-// pages are the parsed templates: each page template with the layout.
+// pages are the parsed templates: each page template with the layout and
+// the blocks pages share (parts.html).
 type pages struct {
 	byName map[string]*template.Template
 }
@@ -58,10 +61,10 @@ func loadPages() *pages {
 	}
 	for _, name := range names {
 		base := path.Base(name)
-		if base == "layout.html" {
+		if base == "layout.html" || base == "parts.html" {
 			continue
 		}
-		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", name))
+		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", name))
 		ps.byName[strings.TrimSuffix(base, ".html")] = t
 	}
 	return ps
@@ -179,4 +182,13 @@ func ago(d time.Duration) string {
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// knownProvider is the stored part of a provider the store has state for,
+// or notFound: a page never creates one by asking.
+func knownProvider(tx *store.Tx, name string) (*store.ProviderTx, error) {
+	if !slices.Contains(tx.Providers(), name) {
+		return nil, notFound{"provider " + name}
+	}
+	return tx.Provider(name)
 }
