@@ -54,7 +54,8 @@ type Config struct {
 // HTTP configures the status and health server. An empty Listen disables it.
 type HTTP struct {
 	Listen string `yaml:"listen"`
-	// ExternalURL is where users reach the status page; notifications link to it.
+	// ExternalURL is where users reach the web console; Slack messages link
+	// to the page of the card, pool or rule they are about under it.
 	ExternalURL string `yaml:"external_url"`
 	// Tokens are the bearer tokens the API accepts. With none, the API
 	// listens on loopback only and serves reads to anyone there.

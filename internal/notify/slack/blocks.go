@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -309,7 +310,7 @@ func render(r *record, statusURL string) (blocks []slack.Block, fallback string)
 			slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, strings.TrimSpace(b.String()), false, false), nil, nil))
 	}
 	if statusURL != "" {
-		ctx += fmt.Sprintf(" · <%s|status page>", statusURL)
+		ctx += fmt.Sprintf(" · <%s|open in simwatch>", consoleLink(statusURL, r))
 	}
 	blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, ctx, false, false)))
 	return blocks, fallback
@@ -355,4 +356,22 @@ func fields(e *event.Event) []*slack.TextBlockObject {
 		out[i] = slack.NewTextBlockObject(slack.MarkdownType, "*"+p[0]+"*\n"+p[1], false, false)
 	}
 	return out
+}
+
+// consoleLink is the console page a message is about, under the watcher's
+// external URL: the card's or pool's own page for one entity, the rule's
+// alerts for a digest (or an alert about a rule or a provider).
+func consoleLink(base string, r *record) string {
+	base = strings.TrimRight(base, "/")
+	if e := r.Single; e != nil {
+		switch e.Entity {
+		case "card":
+			return base + "/cards/" + url.PathEscape(e.Provider) + "/" + url.PathEscape(e.EntityID)
+		case "pool":
+			return base + "/pools/" + url.PathEscape(e.Provider) + "/" + url.PathEscape(e.EntityID)
+		}
+		return base + "/alerts?rule=" + url.QueryEscape(e.Rule)
+	}
+	// One parameter: an & would need escaping in Slack's markup.
+	return base + "/alerts?rule=" + url.QueryEscape(r.Rule)
 }

@@ -58,7 +58,7 @@ func TestSingleEventMessage(t *testing.T) {
 	require.Equal(t, "#iot-alerts", p.Channel)
 	require.Contains(t, p.Auth, "xoxb-test-token")
 	require.Contains(t, p.Text, "FIRING card_low_flow")
-	for _, want := range []string{"🟠 *FIRING*", "`card_low_flow`", "has 5 MB left", "*ICCID*\n89864900000000001", "*Left*\n5 MB of 100 MB", "<https://simwatch.example/|status page>"} {
+	for _, want := range []string{"🟠 *FIRING*", "`card_low_flow`", "has 5 MB left", "*ICCID*\n89864900000000001", "*Left*\n5 MB of 100 MB", "<https://simwatch.example/cards/hw/4900000000001|open in simwatch>"} {
 		require.Contains(t, p.Blocks, jsonString(want))
 	}
 }
