@@ -222,6 +222,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if page.Next != "" {
 		ans["next"] = page.Next
 	}
+	if page.Partial {
+		// The search read its bound of events: more may match further back.
+		ans["partial"], ans["searched_to"] = true, page.Reached
+	}
 	writeJSON(w, ans)
 }
 

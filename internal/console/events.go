@@ -20,6 +20,9 @@ const (
 )
 
 type eventsData struct {
+	// SearchedTo is set when the search read its bound of events before
+	// filling the page: how far back it looked (Older searches on).
+	SearchedTo time.Time
 	// Form is the search as given, to fill the form again.
 	Form  url.Values
 	Kinds []string
@@ -78,6 +81,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, v *view) error {
 	}
 	if page.Next != "" {
 		d.Older = withQuery(q, "before", page.Next)
+	}
+	if page.Partial {
+		d.SearchedTo = page.Reached
 	}
 	if d.Paged {
 		d.Newest = withQuery(q, "before", "")

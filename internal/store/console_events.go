@@ -36,7 +36,18 @@ type EventPage struct {
 	// Cursors are each event's own cursor: a caller that read more than a
 	// page pages on from any of them.
 	Cursors []string
+	// Partial is set when the page stopped at maxScan events read, short
+	// of a full page: Next then continues the search further back.
+	Partial bool
+	// Reached is the observation time of the oldest event read.
+	Reached time.Time
 }
+
+// maxScan bounds how many stored events one page reads: a search that
+// matches little must not hold a read transaction (and the poller's next
+// growth of the file) for seconds; it answers with what it found and a
+// cursor to search on from.
+var maxScan = 200_000
 
 // ErrBadCursor says a cursor is not one EventsPage gave.
 var ErrBadCursor = fmt.Errorf("store: not an event cursor")
@@ -124,7 +135,7 @@ func (s *Store) EventsPage(q EventQuery) (EventPage, error) {
 			}
 		}
 		c := b.Cursor()
-		var k, v []byte
+		var k, v, prevKey []byte
 		if bound == nil {
 			k, v = c.Last()
 		} else if k, v = c.Seek(bound); k == nil {
@@ -132,10 +143,17 @@ func (s *Store) EventsPage(q EventQuery) (EventPage, error) {
 		} else {
 			k, v = c.Prev()
 		}
+		scanned := 0
 		for ; k != nil; k, v = c.Prev() {
 			if len(k) < 8 || binary.BigEndian.Uint64(k[:8]) < since {
 				break
 			}
+			if scanned++; scanned > maxScan {
+				page.Partial, page.Next = true, hex.EncodeToString(prevKey)
+				return nil
+			}
+			prevKey = append(prevKey[:0], k...)
+			page.Reached = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC()
 			// An event observed before the index's start but recorded
 			// after it (another provider's cycle committed first) is in
 			// the index: it was given already.

@@ -70,3 +70,43 @@ func TestEntityEventsFromTheIndex(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Events, 6)
 }
+
+// A search that matches little reads at most maxScan events per page, and
+// says where it stopped: paging on from there finds every match, once.
+func TestEventSearchIsBoundedAndResumes(t *testing.T) {
+	defer func(n int) { maxScan = n }(maxScan)
+	maxScan = 7
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	t0 := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	var evs []event.Event
+	for i := range 40 {
+		rule := "quiet"
+		if i%10 == 0 {
+			rule = "rare"
+		}
+		evs = append(evs, event.Event{ID: fmt.Sprint("e", i), Kind: event.KindFiring, Rule: rule, Provider: "hw", Entity: "card",
+			EntityID: fmt.Sprint(i), StartsAt: t0, ObservedAt: t0.Add(time.Duration(i) * time.Minute)})
+	}
+	require.NoError(t, s.Update(func(tx *Tx) error { return tx.AppendOutbox(evs) }))
+	var got []string
+	partial := 0
+	q := EventQuery{EventFilter: EventFilter{Rule: "rare", Limit: 100}}
+	for range 20 {
+		page, err := s.EventsPage(q)
+		require.NoError(t, err)
+		for _, e := range page.Events {
+			got = append(got, e.ID)
+		}
+		if page.Partial {
+			partial++
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Before = page.Next
+	}
+	require.Equal(t, []string{"e30", "e20", "e10", "e0"}, got)
+	require.Positive(t, partial, "the search stopped at its bound and went on")
+}
