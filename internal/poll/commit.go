@@ -49,7 +49,6 @@ func (p *Poller) writeCards(pt *store.ProviderTx, cards *cardDiff, rebuilt bool,
 	return nil
 }
 
-
 // commit writes the cycle in one transaction: the changed snapshot, what
 // Evaluate decided, the events and the metadata. It
 // returns how many events it committed.
