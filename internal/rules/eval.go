@@ -264,7 +264,8 @@ func (c *cycle) evaluate(entity, id, iccid string, env any, hasPrev, clockOnly b
 		holds, _ := out.(bool)
 		if r.transition {
 			if holds {
-				c.emit(r, event.KindTransition, entity, id, iccid, c.now, 0, values(), prev())
+				cur, old := c.entityValues(entity)
+				c.emit(r, event.KindTransition, entity, id, iccid, c.now, 0, values(), prev(), cur, old)
 			}
 			continue
 		}
@@ -423,7 +424,7 @@ func (c *cycle) advance(r *Rule, a *Alert) {
 	default:
 		return
 	}
-	c.emit(r, event.KindFiring, a.Entity, a.EntityID, a.ICCID, a.ActiveAt, a.Sent, a.Values, nil)
+	c.emit(r, event.KindFiring, a.Entity, a.EntityID, a.ICCID, a.ActiveAt, a.Sent, a.Values, nil, nil, nil)
 	a.Sent++
 	a.LastSent = c.now
 }
@@ -445,7 +446,7 @@ func (c *cycle) end(r *Rule, a *Alert, values json.RawMessage) {
 		a.Values = values
 	}
 	if a.State == StateFiring && !a.Muted {
-		c.emit(r, event.KindResolved, a.Entity, a.EntityID, a.ICCID, a.ActiveAt, 0, a.Values, nil)
+		c.emit(r, event.KindResolved, a.Entity, a.EntityID, a.ICCID, a.ActiveAt, 0, a.Values, nil, nil, nil)
 	}
 	c.touched[a.Key()] = true
 	if r.Rearm == RearmCycle && a.Cycle != "" {
@@ -522,12 +523,21 @@ func (c *cycle) finish() (events []event.Event, writes map[string]*Alert, errs [
 	return c.events, c.own, c.errs
 }
 
-func (c *cycle) emit(r *Rule, kind, entity, id, iccid string, startsAt time.Time, seq int, values, prev json.RawMessage) {
+// emit records an event. cur and old, when set, are the entity's Go values
+// now and before: the summary is rendered from them, without decoding the
+// JSON (the same text; see renderValues).
+func (c *cycle) emit(r *Rule, kind, entity, id, iccid string, startsAt time.Time, seq int, values, prev json.RawMessage, cur, old any) {
 	at := startsAt
 	if kind == event.KindTransition {
 		at = c.now
 	}
-	summary, err := r.render(values, prev)
+	var summary string
+	var err error
+	if cur != nil {
+		summary, err = r.renderValues(cur, old)
+	} else {
+		summary, err = r.render(values, prev)
+	}
 	if err != nil {
 		c.errs = append(c.errs, fmt.Errorf("rule %s summary on %s %s: %w", r.Name, entity, id, err))
 		summary = r.Name + ": " + entity + " " + id
