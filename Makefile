@@ -34,7 +34,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	cd bench/sdk && $(GO) build -o ../../bin/sdk-list .
 	$(GO) run ./cmd/watcher bench --cards 200000 --sdk bin/sdk-list --json bin/bench-200k.json
-	$(GO) run ./cmd/watcher bench --cards 1000000 --sdk bin/sdk-list --daemon=false --json bin/bench-1m.json
+	$(GO) run ./cmd/watcher bench --cards 1000000 --sdk bin/sdk-list --json bin/bench-1m.json
 
 # A few seconds: keeps the benchmark code compiling and running in CI.
 bench-smoke:
