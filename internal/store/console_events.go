@@ -115,10 +115,7 @@ func (s *Store) EventsPage(q EventQuery) (EventPage, error) {
 		}
 		// One entity's events come from the index; those recorded before
 		// it existed, from the scan below it.
-		idx := tx.Bucket(bucketEventIndex)
-		indexedToo := false // the scan below skips what the index gave
 		if q.EntityID != "" {
-			indexedToo = true
 			keys, from := entityKeys(tx, q.Provider, q.Entity, q.EntityID, bound, since)
 			for _, k := range keys {
 				v := b.Get(k)
@@ -154,12 +151,6 @@ func (s *Store) EventsPage(q EventQuery) (EventPage, error) {
 			}
 			prevKey = append(prevKey[:0], k...)
 			page.Reached = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC()
-			// An event observed before the index's start but recorded
-			// after it (another provider's cycle committed first) is in
-			// the index: it was given already.
-			if indexedToo && idx != nil && mayMatch(v, needles) && indexedKey(idx, v, k) {
-				continue
-			}
 			full, err := add(k, v)
 			if err != nil || full {
 				return err

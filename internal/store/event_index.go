@@ -77,9 +77,9 @@ func dropEvent(tx *bolt.Tx, hkey []byte) error {
 }
 
 // indexed walks one entity's index entries from the newest down, below
-// bound (nil: from the newest), calling fn with each history key until it
-// returns false. It reports the first history key the index covers (nil
-// when there is no index).
+// bound (nil: from the newest) and not below the index's start, calling fn
+// with each history key until it returns false. It reports the index's
+// start, the first history key it covers (nil when there is no index).
 func indexed(tx *bolt.Tx, provider, entity, id string, bound []byte, fn func(hkey []byte) bool) []byte {
 	idx := tx.Bucket(bucketEventIndex)
 	if idx == nil {
@@ -105,6 +105,13 @@ func indexed(tx *bolt.Tx, provider, entity, id string, bound []byte, fn func(hke
 	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
 		if len(k) != len(prefix)+hkeyLen {
 			continue
+		}
+		// Below the index's start the history is scanned whole, events
+		// indexed there included (one observed earlier than the first
+		// indexed, committed later): the index gives only what is above,
+		// so that both read in one order and nothing comes twice.
+		if bytes.Compare(k[len(prefix):], from) < 0 {
+			break
 		}
 		if !fn(k[len(prefix):]) {
 			break
@@ -145,17 +152,4 @@ func entityKeys(tx *bolt.Tx, provider, entity, id string, bound []byte, since ui
 	}
 	slices.SortFunc(keys, func(a, b []byte) int { return bytes.Compare(b, a) })
 	return keys, from
-}
-
-// indexedKey reports whether the event v at history key k is in the index.
-func indexedKey(idx *bolt.Bucket, v, k []byte) bool {
-	var who struct {
-		Provider string `json:"provider"`
-		Entity   string `json:"entity"`
-		EntityID string `json:"entity_id"`
-	}
-	if json.Unmarshal(v, &who) != nil {
-		return false
-	}
-	return idx.Get(append(entityPrefix(who.Provider, who.Entity, who.EntityID), k...)) != nil
 }

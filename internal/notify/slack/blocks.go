@@ -249,10 +249,10 @@ func render(r *record, statusURL string) (blocks []slack.Block, fallback string)
 	if all {
 		mark, kind = "✅", "RESOLVED"
 	}
-	ctx := "simwatch · " + r.Provider
-	if r.Kind == event.KindAcknowledged {
-		r = escaped(r)
-	}
+	ctx := "simwatch · " + escapeText(r.Provider)
+	// Summaries carry what providers and people wrote (a card's plan, an
+	// acknowledgement's comment): text, never markup that links or pings.
+	r = escaped(r)
 	if r.Single != nil {
 		e := r.Single
 		head := fmt.Sprintf("%s *%s* · `%s` · %s\n%s", mark, kind, e.Rule, e.Severity, e.Summary)
@@ -353,7 +353,9 @@ func fields(e *event.Event) []*slack.TextBlockObject {
 	pairs = append(pairs, [2]string{"Provider", e.Provider})
 	out := make([]*slack.TextBlockObject, len(pairs))
 	for i, p := range pairs {
-		out[i] = slack.NewTextBlockObject(slack.MarkdownType, "*"+p[0]+"*\n"+p[1], false, false)
+		// Values come from the provider (a pool's name, an id): text, never
+		// Slack markup that links or pings.
+		out[i] = slack.NewTextBlockObject(slack.MarkdownType, "*"+p[0]+"*\n"+escapeText(p[1]), false, false)
 	}
 	return out
 }
