@@ -61,12 +61,16 @@ func cardChanges(pt *store.ProviderTx, d *cardDiff, hold map[string]bool, err *e
 	return ch, nil
 }
 
-// statusOf is a card's status as the overview counts it.
+// statusOf is a card's status as the overview counts it: one of the
+// normalised statuses, or unknown.
 func statusOf(c *fleet.Card) string {
-	if c.Status == "" || c.Unknown.Has(statusBit) {
-		return "unknown"
+	switch {
+	case c.Unknown.Has(statusBit):
+	case c.Status == fleet.StatusTest, c.Status == fleet.StatusInactive, c.Status == fleet.StatusActive,
+		c.Status == fleet.StatusSuspended, c.Status == fleet.StatusTerminated:
+		return c.Status
 	}
-	return c.Status
+	return store.StatusUnknown
 }
 
 var statusBit = fleet.CardField("status")
