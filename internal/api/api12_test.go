@@ -178,7 +178,7 @@ func putCards(t *testing.T, st *store.Store, n int) {
 		}
 		for i := range n {
 			c := fleet.Card{Provider: "hw", ID: fmt.Sprint(i), ICCID: fmt.Sprint(89860000 + i), Status: "active", FlowTotal: 100}
-			if err := pt.PutCard(c.ID, store.EncodeCard(nil, &c)); err != nil {
+			if err := pt.PutCard(c.ID, fleet.EncodeCard(nil, &c)); err != nil {
 				return err
 			}
 		}

@@ -50,7 +50,7 @@ func TestAttackQueryAPIEvaluatesAsTheDaemon(t *testing.T) {
 			return err
 		}
 		for _, c := range cards {
-			if err := pt.PutCard(c.ID, store.EncodeCard(nil, &c)); err != nil {
+			if err := pt.PutCard(c.ID, fleet.EncodeCard(nil, &c)); err != nil {
 				return err
 			}
 			if err := pt.PutHistory(store.CardHistoryKey(c.ID), hist[c.ID], today); err != nil {

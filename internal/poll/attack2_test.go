@@ -254,7 +254,7 @@ func TestAttack2CodecV1UnknownBecomesKnownZero(t *testing.T) {
 		Unknown: fleet.CardField("flow_left") | fleet.CardField("flow_used") | fleet.CardField("flow_total")}
 	noMask := old
 	noMask.Unknown = 0
-	v2 := store.EncodeCard(nil, &noMask) // ends with the mask 0: one byte
+	v2 := fleet.EncodeCard(nil, &noMask) // ends with the mask 0: one byte
 	// v1: version byte 1, no trailing Unknown mask (what the old encoder wrote).
 	v1 := append([]byte{1}, v2[1:len(v2)-1]...)
 	dec, err := store.DecodeCard(v1)

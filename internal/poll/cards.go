@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"errors"
 	"iter"
 
 	"github.com/simwatch/simwatch/internal/fleet"
@@ -138,7 +139,6 @@ func sameCards(pt *store.ProviderTx, d *cardDiff, err *error) iter.Seq[*fleet.Ca
 		for _, id := range d.absent {
 			skip[id] = true
 		}
-		stopped := errStopWalk
 		e := pt.ForEachCard(func(id string, enc []byte) error {
 			if skip[id] {
 				return nil
@@ -148,19 +148,15 @@ func sameCards(pt *store.ProviderTx, d *cardDiff, err *error) iter.Seq[*fleet.Ca
 				return err
 			}
 			if !yield(&c) {
-				return stopped
+				return errStopWalk
 			}
 			return nil
 		})
-		if e != nil && e != stopped && *err == nil {
+		if e != nil && !errors.Is(e, errStopWalk) && *err == nil {
 			*err = e
 		}
 	}
 }
 
 // errStopWalk ends a store walk early.
-var errStopWalk = errWalk("walk stopped")
-
-type errWalk string
-
-func (e errWalk) Error() string { return string(e) }
+var errStopWalk = errors.New("walk stopped")

@@ -27,9 +27,10 @@ type cardDiff struct {
 	absentStatus map[string]string
 }
 
-// diffCards compares a listing with the snapshot's fingerprints. It checks
-// that the lister decoded exactly the cards whose fingerprint was not known.
-func diffCards(l *fleet.Listing, snap map[string]uint64, known fleet.Known, missing map[string]bool) (cardDiff, error) {
+// diffCards compares a listing with the snapshot's fingerprints, which are
+// comparable with the listing's when sameKind. It checks that the lister
+// decoded exactly the cards whose fingerprint was not known.
+func diffCards(l *fleet.Listing, snap map[string]uint64, sameKind bool, missing map[string]bool) (cardDiff, error) {
 	d := cardDiff{listed: len(l.Seen), changed: l.Changed} // sorted in place: the listing is the diff's now
 	slices.SortFunc(d.changed, func(a, b fleet.Record) int { return strings.Compare(a.ID, b.ID) })
 	type listing struct {
@@ -45,12 +46,13 @@ func diffCards(l *fleet.Listing, snap map[string]uint64, known fleet.Known, miss
 	}
 	inSnap := 0
 	for _, s := range l.Seen {
-		if _, ok := snap[s.ID]; ok {
+		old, ok := snap[s.ID]
+		if ok {
 			inSnap++
 		}
-		if _, ok := changed[s.ID]; ok {
+		if _, ch := changed[s.ID]; ch {
 			changed[s.ID] = listing{s.FP, true}
-		} else if !known(s.ID, s.FP) {
+		} else if !sameKind || !ok || old != s.FP {
 			return d, fmt.Errorf("card %s changed but was not decoded", s.ID)
 		}
 	}
@@ -130,7 +132,7 @@ func diff[T any](items []T, id func(*T) string, encode func([]byte, *T) []byte, 
 			continue // the provider client refuses listings with an id twice; never count one twice
 		}
 		buf = encode(buf[:0], it)
-		fp := store.Fingerprint(buf)
+		fp := fleet.Fingerprint(buf)
 		d.fps[key] = fp
 		if old, ok := fps[key]; ok && old == fp {
 			d.same = append(d.same, it)

@@ -25,16 +25,9 @@ const backfillGap = 31
 const dailyRetry = time.Hour
 
 // dailyChunk is how many cards' daily usage one transaction merges: a
-// backfill of a million cards is never held in memory whole.
-const dailyChunk = 20_000
-
-// dailyUsage is what one history update gathered beyond the cards'
-// histories, which are merged into the store chunk by chunk (a history is
-// derived data: merging the same days again is harmless, so an update cut
-// short loses nothing): each pool's fetched days, summed over its members.
-type dailyUsage struct {
-	pools map[string]map[int32]float64
-}
+// backfill of a million cards is never held in memory whole. (A variable
+// for tests.)
+var dailyChunk = 20_000
 
 // HistoryResult says what an UpdateHistory did.
 type HistoryResult struct {
@@ -101,11 +94,10 @@ func (p *Poller) UpdateHistory(ctx context.Context) (HistoryResult, error) {
 	}
 	ids := slices.Sorted(maps.Keys(p.cardFP))
 	res.Asked, res.Cards = true, len(ids)
-	out := &dailyUsage{pools: map[string]map[int32]float64{}}
 	// expected are the cards that already had daily history: a day the
 	// answer has for some cards but not for these is not complete yet (the
 	// provider publishes batch by batch).
-	m := dailyMerge{p: p, today: fleet.DayOf(now), out: out, rows: map[int32]int{}, expectedRows: map[int32]int{}}
+	m := dailyMerge{p: p, today: fleet.DayOf(now), pools: map[string]map[int32]float64{}, rows: map[int32]int{}, expectedRows: map[int32]int{}}
 	for start := 0; start < len(ids); start += dailyChunk {
 		if err := m.chunk(ctx, queries, ids[start:min(start+dailyChunk, len(ids))]); err != nil {
 			return res, fmt.Errorf("poll %s: history: %w", p.o.Provider, err)
@@ -143,7 +135,7 @@ func (p *Poller) UpdateHistory(ctx context.Context) (HistoryResult, error) {
 		if err != nil {
 			return err
 		}
-		merged, err := mergePools(pt, out)
+		merged, err := mergePools(pt, m.pools)
 		if err != nil {
 			return err
 		}
@@ -180,7 +172,11 @@ func (p *Poller) UpdateHistory(ctx context.Context) (HistoryResult, error) {
 type dailyMerge struct {
 	p     *Poller
 	today int32
-	out   *dailyUsage
+	// pools are each pool's fetched days, summed over its members: the
+	// cards' histories are merged into the store chunk by chunk (derived
+	// data: merging the same days again is harmless, so an update cut
+	// short loses nothing), the pools' with the update's last write.
+	pools map[string]map[int32]float64
 	// rows counts the cards with a row, by day; expectedRows those of them
 	// that already had daily history, of which there are expected.
 	rows, expectedRows map[int32]int
@@ -229,10 +225,10 @@ func (m *dailyMerge) chunk(ctx context.Context, queries [][2]string, ids []strin
 					m.expectedRows[u.Day]++
 				}
 				if pool != "" {
-					if m.out.pools[pool] == nil {
-						m.out.pools[pool] = map[int32]float64{}
+					if m.pools[pool] == nil {
+						m.pools[pool] = map[int32]float64{}
 					}
-					m.out.pools[pool][u.Day] += u.MB
+					m.pools[pool][u.Day] += u.MB
 				}
 			}
 			if err := pt.PutHistory(key, h, m.today); err != nil {
@@ -252,9 +248,9 @@ func (m *dailyMerge) poolOf(pt *store.ProviderTx, id string) (string, error) {
 // mergePools sets the fetched days, summed over each pool's members, on
 // the pools' stored histories, for evaluation to read and the commit to
 // write.
-func mergePools(pt *store.ProviderTx, d *dailyUsage) (map[string]fleet.History, error) {
-	merged := make(map[string]fleet.History, len(d.pools))
-	for pool, days := range d.pools {
+func mergePools(pt *store.ProviderTx, pools map[string]map[int32]float64) (map[string]fleet.History, error) {
+	merged := make(map[string]fleet.History, len(pools))
+	for pool, days := range pools {
 		key := store.PoolHistoryKey(pool)
 		h, err := pt.History(key)
 		if err != nil {

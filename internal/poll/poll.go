@@ -142,7 +142,7 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 		return Result{}, p.fail(ctx, now, fmt.Errorf("poll %s: %w", p.o.Provider, err))
 	}
 	t := time.Now()
-	cards, err := diffCards(&l, p.cardFP, p.known(kind), p.state.Missing)
+	cards, err := diffCards(&l, p.cardFP, kind == p.fpKind, p.state.Missing)
 	if err != nil {
 		return res, p.fail(ctx, now, fmt.Errorf("poll %s: %w", p.o.Provider, err))
 	}
@@ -254,7 +254,7 @@ func (p *Poller) load() error {
 				return err
 			}
 		}
-		if err := pt.ForEachPool(func(id string, enc []byte) error { pools[id] = store.Fingerprint(enc); return nil }); err != nil {
+		if err := pt.ForEachPool(func(id string, enc []byte) error { pools[id] = fleet.Fingerprint(enc); return nil }); err != nil {
 			return err
 		}
 		meta, err := pt.Meta()

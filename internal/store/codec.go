@@ -6,10 +6,8 @@ import (
 	"github.com/simwatch/simwatch/internal/fleet"
 )
 
-// EncodeCard appends the compact encoding of c (fleet.EncodeCard), as PutCard stores it.
-func EncodeCard(dst []byte, c *fleet.Card) []byte { return fleet.EncodeCard(dst, c) }
-
-// DecodeCard decodes a stored card.
+// DecodeCard decodes a stored card (fleet.EncodeCard's encoding, as PutCard
+// stores it).
 func DecodeCard(b []byte) (fleet.Card, error) {
 	c, err := fleet.DecodeCard(b)
 	if err != nil {
@@ -17,6 +15,3 @@ func DecodeCard(b []byte) (fleet.Card, error) {
 	}
 	return c, nil
 }
-
-// Fingerprint hashes an encoded entity (fleet.Fingerprint).
-func Fingerprint(encoded []byte) uint64 { return fleet.Fingerprint(encoded) }

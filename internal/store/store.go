@@ -195,7 +195,7 @@ func (p *ProviderTx) Card(id string) (fleet.Card, bool, error) {
 	return c, true, nil
 }
 
-// PutCard writes a card given its EncodeCard encoding.
+// PutCard writes a card given its fleet.EncodeCard encoding.
 func (p *ProviderTx) PutCard(id string, encoded []byte) error {
 	return p.sub(bucketCards).Put([]byte(id), encoded)
 }

@@ -34,19 +34,19 @@ func sampleCard() fleet.Card {
 
 func TestCardCodecRoundTrip(t *testing.T) {
 	for _, c := range []fleet.Card{{}, sampleCard()} {
-		enc := EncodeCard(nil, &c)
+		enc := fleet.EncodeCard(nil, &c)
 		got, err := DecodeCard(enc)
 		require.NoError(t, err)
 		require.Equal(t, c, got)
-		require.Equal(t, Fingerprint(enc), Fingerprint(EncodeCard(nil, &got)))
+		require.Equal(t, fleet.Fingerprint(enc), fleet.Fingerprint(fleet.EncodeCard(nil, &got)))
 	}
 	c := sampleCard()
-	require.Less(t, len(EncodeCard(nil, &c)), 220)
+	require.Less(t, len(fleet.EncodeCard(nil, &c)), 220)
 }
 
 func TestFingerprintSeesEveryField(t *testing.T) {
 	base := sampleCard()
-	fp := Fingerprint(EncodeCard(nil, &base))
+	fp := fleet.Fingerprint(fleet.EncodeCard(nil, &base))
 	muts := []func(*fleet.Card){
 		func(c *fleet.Card) { c.IMEI = "36" },
 		func(c *fleet.Card) { c.FlowLeft = -0.25 },
@@ -60,13 +60,13 @@ func TestFingerprintSeesEveryField(t *testing.T) {
 	for i, m := range muts {
 		c := sampleCard()
 		m(&c)
-		require.NotEqual(t, fp, Fingerprint(EncodeCard(nil, &c)), "mutation %d", i)
+		require.NotEqual(t, fp, fleet.Fingerprint(fleet.EncodeCard(nil, &c)), "mutation %d", i)
 	}
 }
 
 func FuzzDecodeCard(f *testing.F) {
 	c := sampleCard()
-	f.Add(EncodeCard(nil, &c))
+	f.Add(fleet.EncodeCard(nil, &c))
 	f.Add([]byte{1, 200})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = DecodeCard(b) // must not panic
@@ -79,7 +79,7 @@ func TestCycleCommitsTogetherAndSurvivesReopen(t *testing.T) {
 	err := s.Update(func(tx *Tx) error {
 		p, err := tx.Provider("hw")
 		require.NoError(t, err)
-		require.NoError(t, p.PutCard(c.ID, EncodeCard(nil, &c)))
+		require.NoError(t, p.PutCard(c.ID, fleet.EncodeCard(nil, &c)))
 		require.NoError(t, p.PutAlert("k", &rules.Alert{Rule: "r", State: rules.StateFiring}))
 		require.NoError(t, p.PutMeta(Meta{Cycles: 1}))
 		return tx.AppendOutbox([]event.Event{{ID: "e1"}, {ID: "e2"}})
