@@ -82,7 +82,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := store.Ack{Provider: ref.provider, Alert: ref.storeKey(), By: by, Comment: req.Comment, At: time.Now().UTC()}
-	a, created, err := s.o.Store.Ack(a, func(alert *rules.Alert, a store.Ack) *event.Event {
+	a, created, err := s.writes().Ack(r.Context(), a, func(alert *rules.Alert, a store.Ack) *event.Event {
 		return ackEvent(ref.provider, alert, a, info)
 	})
 	switch {

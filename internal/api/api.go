@@ -72,6 +72,10 @@ type Options struct {
 	// Announced is called after an acknowledgement was added to the
 	// outbox (to kick the relay); nil leaves it to the relay's period.
 	Announced func()
+	// Writes makes acknowledgements and silences; nil writes to Store.
+	Writes Writes
+	// Cluster, when set, is the cluster's status for /api/v1/cluster.
+	Cluster func(ctx context.Context) (*ClusterStatus, error)
 }
 
 // DefaultQueryTimeout bounds a query that sets no QueryTimeout.
@@ -143,6 +147,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/silences", s.addSilence)
 	mux.HandleFunc("DELETE /api/v1/silences/{id}", s.expireSilence)
 	mux.HandleFunc("POST /api/v1/deadletters/replay", s.replayDeadLetters)
+	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	return s.guard(mux)
 }
 

@@ -267,7 +267,7 @@ func (s *Server) addSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	sl, err := mute.NewSilence(req.Match, req.Comment, d, time.Now())
 	if err == nil {
-		err = s.o.Store.PutSilence(sl)
+		err = s.writes().PutSilence(r.Context(), sl)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -277,7 +277,7 @@ func (s *Server) addSilence(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) expireSilence(w http.ResponseWriter, r *http.Request) {
-	if err := s.o.Store.ExpireSilence(r.PathValue("id"), time.Now()); err != nil {
+	if err := s.writes().ExpireSilence(r.Context(), r.PathValue("id"), time.Now()); err != nil {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -54,6 +55,9 @@ type Options struct {
 	// Redact masks secrets in logs, events, dead letters and API answers;
 	// by default it holds every secret of the config.
 	Redact *redact.Redactor
+	// NotifyOnly makes a cluster member that delivers events and polls
+	// nothing (watcher notify).
+	NotifyOnly bool
 }
 
 // Watcher is a wired watcher.
@@ -73,12 +77,16 @@ type Watcher struct {
 	loadedStamp string                 // the rule files as they were loaded
 	redact      *redact.Redactor
 	unlock      func() error // releases the data_dir lock
+	cl          *clusterRun  // nil outside a cluster
 }
 
 type providerRun struct {
 	name     string
 	interval time.Duration
 	poller   *poll.Poller
+	// running is held by the provider's loop in a cluster: a loop started
+	// under a new lease waits for the one of a lost lease to end.
+	running sync.Mutex
 }
 
 // New opens the store and bus and builds every part. Close releases them.
@@ -129,11 +137,24 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 	if w.store, err = store.Open(filepath.Join(cfg.DataDir, "simwatch.db")); err != nil {
 		return nil, withConfig(err, cfg.Path)
 	}
-	if w.bus, err = bus.Open(ctx, bus.Options{URL: cfg.NATS.URL, DataDir: cfg.DataDir, AckWait: o.AckWait, Logger: w.log}); err != nil {
+	bo := bus.Options{URL: cfg.NATS.URL, DataDir: cfg.DataDir, AckWait: o.AckWait, Logger: w.log}
+	owed := cfg.NotifierNames()
+	if cfg.Cluster.Enabled {
+		bo.Replicas, bo.AutoReplicas = clusterReplicas(cfg.Cluster)
+		// The shared delivery log, not this store's ledger, keeps what
+		// the cluster's notifiers owe.
+		owed = nil
+	}
+	if w.bus, err = bus.Open(ctx, bo); err != nil {
 		return nil, withConfig(err, cfg.Path)
 	}
 	w.relay = outbox.New(w.store, w.bus, 0, w.log.With("component", "outbox"))
-	if released, err := w.store.SetNotifiers(cfg.NotifierNames()); err != nil {
+	if cfg.Cluster.Enabled {
+		if err := w.joinCluster(ctx); err != nil {
+			return nil, withConfig(err, cfg.Path)
+		}
+	}
+	if released, err := w.store.SetNotifiers(owed); err != nil {
 		return nil, err
 	} else if released > 0 {
 		w.log.Warn("events owed to notifiers no longer configured were released", "events", released)
@@ -153,6 +174,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		}
 		lister := redactLister(src, w.redact)
 		src = redactSource(src, w.redact)
+		var commit func(context.Context, func(*store.Tx) error) error
+		if w.cl != nil {
+			commit = w.cl.commit(pc.Name)
+		}
 		w.providers = append(w.providers, &providerRun{
 			name:     pc.Name,
 			interval: pc.Interval.D(),
@@ -167,6 +192,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 				Logger:         w.log,
 				Daily:          daily,
 				ClockEvery:     pc.ClockEvery.D(),
+				Commit:         commit,
 				Committed: func() {
 					crash.Point(crash.AfterCommit)
 					w.relay.Kick()
@@ -181,9 +207,16 @@ func New(ctx context.Context, cfg *config.Config, o Options) (w *Watcher, err er
 		}
 		w.dispatchers = append(w.dispatchers, d)
 	}
-	w.api = api.New(api.Options{Store: w.store, DeadLetters: w.bus, Logger: w.log, Stats: w.stats,
-		Rules: w.rules.Load, Announced: w.relay.Kick})
+	ao := api.Options{Store: w.store, DeadLetters: w.bus, Logger: w.log, Stats: w.stats,
+		Rules: w.rules.Load, Announced: w.relay.Kick}
+	if w.cl != nil {
+		ao.Writes, ao.Cluster = clusterWrites{w.cl}, w.cl.status
+	}
+	w.api = api.New(ao)
 	w.api.Watch(w.watched)
+	if w.cl != nil {
+		w.api.WatchCluster(w.cl.metrics)
+	}
 	return w, nil
 }
 
@@ -274,7 +307,7 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 		if err != nil {
 			return nil, err
 		}
-		if created {
+		if created && w.cl == nil {
 			if _, err := w.relay.Recover(ctx, w.bus, nc.Name, true); err != nil {
 				return nil, err
 			}
@@ -291,8 +324,13 @@ func (w *Watcher) dispatcher(ctx context.Context, nc config.Notifier) (*notify.D
 		maxEvents = 1
 	}
 	wait, interval := nc.GroupWindows()
+	var shared *notify.SharedLog
+	if w.cl != nil {
+		shared = w.cl.shared
+	}
 	return notify.NewDispatcher(notify.Options{
-		Name: nc.Name, Notifier: n, Consumer: consumer, Ledger: w.store, DeadLetters: redactedDeadLetters{w.bus, w.redact},
+		Shared: shared,
+		Name:   nc.Name, Notifier: n, Consumer: consumer, Ledger: w.store, DeadLetters: redactedDeadLetters{w.bus, w.redact},
 		Mute:    w.muter.source,
 		GroupBy: nc.GroupBy, GroupWait: wait, GroupInterval: interval,
 		MaxDeliver: nc.MaxDeliver, MaxEvents: maxEvents,

@@ -87,6 +87,8 @@ func init() {
 				{name: "once", def: false, usage: "run one cycle of every provider, deliver, and exit (cron, tests)"},
 				{name: "timeout", def: 10 * time.Minute, usage: "with --once: the most the whole run may take (it fails when reached)", check: positive},
 			}},
+		{name: "notify", synopsis: "--config FILE", summary: "a notify-only worker of a cluster: delivers events, polls nothing",
+			run: notifyCmd, flags: []flagSpec{configFlag}},
 		{name: "config", summary: "check a config as the daemon would load it", subs: []*command{
 			{name: "check", synopsis: "--config FILE", summary: "config and rules as the daemon loads them; every problem, or a summary",
 				run: configCheckCmd, flags: []flagSpec{configFlag}},
@@ -445,12 +447,15 @@ func runCmd(ctx context.Context, c *call) error {
 	if err != nil {
 		return err
 	}
+	once := c.boolean("once")
+	if once && cfg.Cluster.Enabled {
+		return fmt.Errorf("run --once does not take part in a cluster (cluster.enabled in %s): run `watcher run` without --once", cfg.Path)
+	}
 	w, err := New(ctx, cfg, Options{Stdout: c.stdout, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	once := c.boolean("once")
 	if once {
 		logStarted(log, w, once)
 		return w.RunOnce(ctx, c.dur("timeout"))
@@ -462,6 +467,37 @@ func runCmd(ctx context.Context, c *call) error {
 		return err
 	}
 	logStarted(log, w, once)
+	return w.serve(ctx, ln)
+}
+
+// notifyCmd runs a notify-only worker: it joins the cluster, keeps a
+// replica of the state (silences, firing alerts for inhibition) and takes
+// its share of the notifiers' events, but holds no provider account.
+func notifyCmd(ctx context.Context, c *call) error {
+	if err := positionals(c.cmd, c.args, 0, 0, ""); err != nil {
+		return err
+	}
+	cfg, err := config.Load(c.str("config"))
+	if err != nil {
+		return err
+	}
+	if !cfg.Cluster.Enabled {
+		return fmt.Errorf("watcher notify is a cluster's worker: set cluster.enabled: true and nats.url in %s (README: Running a cluster)", cfg.Path)
+	}
+	log, err := newLogger(c.stderr, cfg.Log)
+	if err != nil {
+		return err
+	}
+	w, err := New(ctx, cfg, Options{Stdout: c.stdout, Logger: log, NotifyOnly: true})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	ln, err := w.listenHTTP()
+	if err != nil {
+		return err
+	}
+	logStarted(log, w, false)
 	return w.serve(ctx, ln)
 }
 
@@ -480,8 +516,11 @@ func logStarted(log *slog.Logger, w *Watcher, once bool) {
 		httpAddr = "off"
 	}
 	mode := "daemon"
-	if once {
+	switch {
+	case once:
 		mode = "once"
+	case w.o.NotifyOnly:
+		mode = "notify"
 	}
 	log.Info("simwatch started", "version", currentVersion().Version, "mode", mode,
 		"providers", strings.Join(providers, ","), "rules", len(w.rules.Load().Rules),

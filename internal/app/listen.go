@@ -132,6 +132,10 @@ func (w *Watcher) console() *console.Server {
 	for _, n := range w.cfg.Notifiers {
 		notifiers = append(notifiers, n.Name)
 	}
-	return console.New(console.Options{Store: w.store, Access: w.api, Providers: providers, Notifiers: notifiers,
-		DeadLetters: w.bus, Rules: w.rules.Load, Now: w.o.Now, Logger: w.log})
+	o := console.Options{Store: w.store, Access: w.api, Providers: providers, Notifiers: notifiers,
+		DeadLetters: w.bus, Rules: w.rules.Load, Now: w.o.Now, Logger: w.log}
+	if w.cl != nil {
+		o.Cluster = w.cl.status
+	}
+	return console.New(o)
 }

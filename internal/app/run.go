@@ -170,6 +170,9 @@ func (w *Watcher) keepBus(ctx context.Context, every time.Duration) {
 			}
 			continue
 		}
+		if w.cl != nil {
+			continue // no ledger to refill from: the cluster's streams are replicated
+		}
 		for _, nc := range w.cfg.Notifiers {
 			if _, err := w.relay.Recover(ctx, w.bus, nc.Name, false); err != nil && ctx.Err() == nil {
 				w.log.Warn("bus check failed", "notifier", nc.Name, "err", err)
@@ -210,8 +213,13 @@ func (w *Watcher) serve(ctx context.Context, ln net.Listener) error {
 	for _, d := range w.dispatchers {
 		notifyWG.Go(func() { _ = d.Run(notifyCtx) })
 	}
-	for _, p := range w.providers {
-		pollWG.Go(func() { w.loop(ctx, p) })
+	if w.cl != nil {
+		// In a cluster, a provider is polled only under its lease.
+		pollWG.Go(func() { w.cl.run(ctx, w.loop) })
+	} else {
+		for _, p := range w.providers {
+			pollWG.Go(func() { w.loop(ctx, p) })
+		}
 	}
 	if w.o.Rules == nil {
 		pollWG.Go(func() { w.watchRules(ctx, 2*time.Second) })
@@ -315,6 +323,15 @@ func (w *Watcher) loop(ctx context.Context, p *providerRun) {
 			return
 		case <-t.C:
 		}
+		if w.cl != nil {
+			if err := w.cl.beforeCycle(ctx, p); err != nil {
+				if ctx.Err() == nil {
+					w.log.Warn("cycle skipped", "provider", p.name, "err", err)
+				}
+				t.Reset(min(p.interval, 5*time.Second))
+				continue
+			}
+		}
 		if err := w.cycle(ctx, p); err != nil && ctx.Err() == nil {
 			w.log.Warn("cycle failed; snapshot kept", "provider", p.name, "err", err)
 		} else {
@@ -330,6 +347,11 @@ func (w *Watcher) stats() api.Stats {
 	for i, d := range w.dispatchers {
 		name := w.cfg.Notifiers[i].Name
 		pending := uint64(owing[name])
+		if w.cl != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			pending, _ = w.bus.Pending(ctx, name)
+			cancel()
+		}
 		s.Notifiers[name] = api.NotifierStats{
 			Delivered:    d.Stats.Delivered.Load(),
 			Retried:      d.Stats.Retried.Load(),

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -47,7 +48,14 @@ type Options struct {
 	// AckWait is how long a delivered, unacknowledged event waits before
 	// JetStream redelivers it (e.g. after a crash).
 	AckWait time.Duration
-	Logger  *slog.Logger
+	// Replicas is how many copies JetStream keeps of the streams and the
+	// notifiers' consumers; zero means one. A cluster of watchers asks for
+	// three where the NATS cluster has three servers (see ClusterSize).
+	Replicas int
+	// AutoReplicas asks for three copies when the NATS cluster has three
+	// or more servers (ClusterSize), whatever Replicas says.
+	AutoReplicas bool
+	Logger       *slog.Logger
 }
 
 // Bus is a connection to JetStream with simwatch's streams in place.
@@ -74,6 +82,9 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 	} else if err := b.connect(ctx); err != nil {
 		return nil, err
 	}
+	if o.AutoReplicas && b.ClusterSize() >= 3 {
+		b.o.Replicas = 3
+	}
 	var err error
 	if b.js, err = jetstream.New(b.nc); err != nil {
 		b.Close()
@@ -96,21 +107,78 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 func (b *Bus) EnsureStreams(ctx context.Context) error {
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: EventsStream, Subjects: []string{event.SubjectPrefix + ">"}, Storage: jetstream.FileStorage,
-			Duplicates: DefaultDuplicates, MaxAge: DefaultMaxAge},
+			Duplicates: DefaultDuplicates, MaxAge: DefaultMaxAge, Replicas: b.Replicas()},
 		{Name: DeadLetterStream, Subjects: []string{DeadLetterPrefix + ">"}, Storage: jetstream.FileStorage,
-			Duplicates: DefaultDuplicates, MaxAge: DefaultMaxAge},
+			Duplicates: DefaultDuplicates, MaxAge: DefaultMaxAge, Replicas: b.Replicas()},
 	} {
-		if _, err := b.js.Stream(ctx, cfg.Name); err == nil {
-			continue
-		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		created, err := b.ensureStream(ctx, cfg)
+		if err != nil {
 			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
 		}
-		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
+		if !created {
+			continue
 		}
 		b.o.Logger.Warn("bus: stream created", "stream", cfg.Name)
 	}
 	return nil
+}
+
+// JetStream is the bus's JetStream context, for the cluster's own streams
+// and key-value buckets.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Conn is the bus's NATS connection.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// Replicas is how many copies the bus asks JetStream to keep (at least one).
+func (b *Bus) Replicas() int { return max(b.o.Replicas, 1) }
+
+// ClusterSize is how many NATS servers the connection knows of: one when
+// the server is not clustered, else the servers in its pool (those
+// configured and those the cluster told it about), counted by address.
+func (b *Bus) ClusterSize() int {
+	if b.nc.ConnectedClusterName() == "" {
+		return 1
+	}
+	seen := map[string]bool{}
+	for _, raw := range b.nc.Servers() {
+		if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			seen[u.Host] = true
+		}
+	}
+	return max(len(seen), 1)
+}
+
+// streamAttempt bounds one look for, or creation of, a stream. Watchers
+// of a cluster that start together race to create an R3 stream, and the
+// server may leave a losing request unanswered: the next attempt finds
+// the stream the winner made.
+const streamAttempt = 2 * time.Second
+
+// ensureStream finds the stream or creates it, attempt after attempt
+// until ctx ends; created says it made it.
+func (b *Bus) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (created bool, err error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, streamAttempt)
+		_, err = b.js.Stream(actx, cfg.Name)
+		if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) {
+			cancel()
+			if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+				return false, err
+			}
+			continue
+		}
+		_, err = b.js.CreateStream(actx, cfg)
+		cancel()
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+			return false, nil
+		case ctx.Err() != nil:
+			return false, err
+		}
+	}
 }
 
 // Close closes the connection and stops an embedded server.
@@ -263,6 +331,7 @@ func (b *Bus) Consumer(ctx context.Context, notifier string) (c jetstream.Consum
 		MaxDeliver:    -1, // the notifier counts attempts and dead-letters
 		MaxAckPending: 1000,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
+		Replicas:      b.Replicas(),
 	}
 	c, err = b.js.CreateConsumer(ctx, EventsStream, cfg)
 	var api *jetstream.APIError

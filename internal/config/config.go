@@ -38,6 +38,7 @@ type Config struct {
 	DataDir   string     `yaml:"data_dir"`
 	HTTP      HTTP       `yaml:"http"`
 	NATS      NATS       `yaml:"nats"`
+	Cluster   Cluster    `yaml:"cluster"`
 	RuleFiles []string   `yaml:"rule_files"`
 	Providers []Provider `yaml:"providers"`
 	Notifiers []Notifier `yaml:"notifiers"`
@@ -83,6 +84,30 @@ type NATS struct {
 	// (e.g. the watcher was killed) before the bus hands it out again.
 	AckWait Duration `yaml:"ack_wait"`
 }
+
+// Cluster makes several watchers share the provider accounts through the
+// NATS cluster at nats.url (README: Running a cluster): each account is
+// polled by one watcher at a time, under a lease, and its state is
+// replicated to the others, which take it over when the holder dies.
+type Cluster struct {
+	Enabled bool `yaml:"enabled"`
+	// Name is the group's name: watchers with the same name share accounts.
+	Name string `yaml:"name"`
+	// LeaseTTL is how long an account's lease outlives its holder's last
+	// renewal: the longest a dead watcher's accounts go unpolled. Default
+	// three times the shortest provider interval, at least 10s and at most 5m.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Replicas is how many copies NATS keeps of simwatch's streams and
+	// buckets; 0 means 3 when the NATS cluster has 3 or more servers, else 1.
+	Replicas int `yaml:"replicas"`
+}
+
+// Cluster defaults.
+const (
+	DefaultClusterName = "simwatch"
+	MinLeaseTTL        = 10 * time.Second
+	MaxDefaultLeaseTTL = 5 * time.Minute
+)
 
 // Log configures logging.
 type Log struct {

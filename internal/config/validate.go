@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type fieldError struct {
@@ -62,6 +63,14 @@ func (c *Config) setDefaults() {
 			p.ClockEvery = Duration(DefaultClockEvery)
 		}
 	}
+	if c.Cluster.Enabled {
+		if c.Cluster.Name == "" {
+			c.Cluster.Name = DefaultClusterName
+		}
+		if c.Cluster.LeaseTTL == 0 {
+			c.Cluster.LeaseTTL = Duration(c.defaultLeaseTTL())
+		}
+	}
 	for i := range c.Notifiers {
 		n := &c.Notifiers[i]
 		if n.MaxDeliver == 0 {
@@ -82,6 +91,19 @@ func (c *Config) setDefaults() {
 			n.Timeout = Duration(DefaultNotifyTimeout)
 		}
 	}
+}
+
+// defaultLeaseTTL is three times the shortest provider interval, within
+// [MinLeaseTTL, MaxDefaultLeaseTTL]: a lease outlives a few cycles, and a
+// dead watcher's accounts wait no longer than that.
+func (c *Config) defaultLeaseTTL() time.Duration {
+	shortest := time.Duration(0)
+	for _, p := range c.Providers {
+		if d := time.Duration(p.Interval); d > 0 && (shortest == 0 || d < shortest) {
+			shortest = d
+		}
+	}
+	return min(max(3*shortest, MinLeaseTTL), MaxDefaultLeaseTTL)
 }
 
 func (c *Config) validate() []fieldError {
@@ -225,6 +247,20 @@ func (c *Config) validate() []fieldError {
 	if c.NATS.URL != "" {
 		if msg := checkNATSURL(c.NATS.URL); msg != "" {
 			add("$.nats.url", "nats.url", "%s", msg)
+		}
+	}
+	if c.Cluster.Enabled {
+		if c.NATS.URL == "" {
+			add("$.cluster.enabled", "cluster.enabled", "a cluster needs nats.url: the NATS cluster its watchers share (the embedded server is one machine's)")
+		}
+		if !nameRE.MatchString(c.Cluster.Name) {
+			add("$.cluster.name", "cluster.name", "%q is not a valid name (lowercase letters, digits, _ and -)", c.Cluster.Name)
+		}
+		if time.Duration(c.Cluster.LeaseTTL) < 3*time.Second {
+			add("$.cluster.lease_ttl", "cluster.lease_ttl", "%s is too short: at least 3s (a lease is renewed every third of it)", time.Duration(c.Cluster.LeaseTTL))
+		}
+		if c.Cluster.Replicas < 0 || c.Cluster.Replicas > 5 {
+			add("$.cluster.replicas", "cluster.replicas", "%d is out of range: 1 to 5, or 0 for 3 when the NATS cluster has 3 servers", c.Cluster.Replicas)
 		}
 	}
 	switch c.Log.Level {

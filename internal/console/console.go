@@ -7,6 +7,7 @@
 package console
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -45,8 +46,11 @@ type Options struct {
 	Notifiers []string
 	// Rules is the rule set in force (it names each rule's severity, also
 	// for alerts not firing yet); nil reads severities from firing events.
-	Rules  func() *rules.Set
-	Now    func() time.Time
+	Rules func() *rules.Set
+	// Cluster, when set, is the cluster's status: the console shows a
+	// cluster page (members, leases, replication lag).
+	Cluster func(ctx context.Context) (*api.ClusterStatus, error)
+	Now     func() time.Time
 	Logger *slog.Logger
 }
 

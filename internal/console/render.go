@@ -80,7 +80,9 @@ type view struct {
 	Admin bool
 	// SignedIn says the console has a session (tokens are configured).
 	SignedIn bool
-	Now      time.Time
+	// Clustered shows the cluster page in the navigation.
+	Clustered bool
+	Now       time.Time
 	Page     string // the page template
 	Data     any
 }
@@ -90,7 +92,7 @@ type view struct {
 func (s *Server) page(handle func(w http.ResponseWriter, r *http.Request, v *view) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := s.o.Access.Who(r)
-		v := &view{Who: tok.Name, Admin: tok.Role == api.RoleAdmin, SignedIn: !s.o.Access.Open(), Now: s.o.Now()}
+		v := &view{Who: tok.Name, Admin: tok.Role == api.RoleAdmin, SignedIn: !s.o.Access.Open(), Clustered: s.o.Cluster != nil, Now: s.o.Now()}
 		if err := handle(w, r, v); err != nil {
 			s.fail(w, r, err)
 			return

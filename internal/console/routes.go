@@ -20,5 +20,6 @@ func (s *Server) routes() []route {
 		{"GET /silences", s.silences},
 		{"GET /deadletters", s.deadLetters},
 		{"GET /actions", s.actions},
+		{"GET /cluster", s.cluster},
 	}
 }

@@ -70,6 +70,16 @@ type Options struct {
 	// Observe, when set, is told each delivered event's latency: from the
 	// cycle that observed it to the receiver accepting it.
 	Observe func(time.Duration)
+	// Shared, when set, is cluster mode: the dispatchers of every watcher
+	// share the notifier's consumer, and the shared delivery log, not the
+	// ledger, orders events and drops repeats; messages stay on the bus,
+	// unacknowledged, until settled (see shared_intake.go). Ledger may
+	// then be nil; when set, it only keeps this watcher's record of
+	// outcomes (muted events in the history). Once does not apply.
+	Shared *SharedLog
+	// AckWait is the consumer's ack wait, in cluster mode: messages in
+	// hand are kept alive every AckWait/3. Zero asks the consumer.
+	AckWait time.Duration
 }
 
 // Stats counts a notifier's deliveries.
@@ -102,6 +112,8 @@ type Dispatcher struct {
 	wake           chan struct{}
 	lastDeadLetter string
 	lastFailure    string
+
+	sh *sharedRun // cluster mode; nil otherwise
 }
 
 // NewDispatcher returns a dispatcher for o.
@@ -124,7 +136,7 @@ func NewDispatcher(o Options) *Dispatcher {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		o:      o,
 		log:    o.Logger.With("notifier", o.Name),
 		order:  Order{Notifier: o.Name, Ledger: o.Ledger},
@@ -133,6 +145,11 @@ func NewDispatcher(o Options) *Dispatcher {
 		groups: Grouper{By: o.GroupBy, Wait: o.GroupWait, Interval: o.GroupInterval},
 		wake:   make(chan struct{}, 1),
 	}
+	if o.Shared != nil {
+		d.sh = newSharedRun()
+		d.dedup.Log = o.Shared
+	}
+	return d
 }
 
 // SetOnce makes Run send every group as soon as all the events owed to the
@@ -164,14 +181,22 @@ func (d *Dispatcher) LastDeadLetter() string {
 }
 
 // Run delivers until ctx ends. What is in hand when it ends stays in the
-// ledger and is picked up by the next Run.
+// ledger and is picked up by the next Run; in cluster mode it stays on the
+// bus, unacknowledged, and the bus hands it out again after AckWait.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	inHand, err := d.o.Ledger.InHand(d.o.Name)
-	if err != nil {
-		return fmt.Errorf("notifier %s: %w", d.o.Name, err)
-	}
-	for _, le := range inHand {
-		d.push(&item{lseq: le.LSeq, ev: le.Event})
+	if d.sh != nil {
+		// Nothing is in hand: what a previous Run held is on the bus.
+		d.sh = newSharedRun()
+		d.groups = Grouper{By: d.o.GroupBy, Wait: d.o.GroupWait, Interval: d.o.GroupInterval}
+		_ = d.takeInbox()
+	} else {
+		inHand, err := d.o.Ledger.InHand(d.o.Name)
+		if err != nil {
+			return fmt.Errorf("notifier %s: %w", d.o.Name, err)
+		}
+		for _, le := range inHand {
+			d.push(&item{lseq: le.LSeq, ev: le.Event})
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -180,6 +205,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	wg.Go(func() { d.intake(ctx) })
+	if d.sh != nil {
+		wg.Go(func() { d.heartbeat(ctx) })
+		wg.Go(func() { d.watchSettles(ctx) })
+	}
 	d.deliver(ctx)
 	return nil
 }
@@ -188,6 +217,11 @@ func (d *Dispatcher) push(its ...*item) {
 	d.mu.Lock()
 	d.inbox = append(d.inbox, its...)
 	d.mu.Unlock()
+	d.poke()
+}
+
+// poke wakes the deliver loop.
+func (d *Dispatcher) poke() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -228,7 +262,12 @@ func (d *Dispatcher) intake(ctx context.Context) {
 			}
 			continue
 		}
-		if len(msgs) > 0 {
+		switch {
+		case len(msgs) == 0:
+		case d.sh != nil:
+			d.sh.setConsumer(cons)
+			d.takeShared(ctx, msgs)
+		default:
 			d.take(ctx, msgs)
 		}
 	}
@@ -347,7 +386,7 @@ func (d *Dispatcher) deliver(ctx context.Context) {
 		for _, it := range d.takeInbox() {
 			d.groups.Add(it, now)
 		}
-		all := d.o.Once && d.groups.Len() > 0 && d.o.Ledger.UnreceivedCount(d.o.Name) == 0
+		all := d.o.Once && d.sh == nil && d.groups.Len() > 0 && d.o.Ledger.UnreceivedCount(d.o.Name) == 0
 		d.receiving.Unlock()
 		for _, pg := range d.groups.Due(now, all) {
 			if inFlight >= d.o.Parallel {
@@ -378,6 +417,9 @@ func (d *Dispatcher) deliver(ctx context.Context) {
 				d.groups.Wake(now) // an alert held in another group may go now
 			}
 		case <-d.wake:
+			if d.sh != nil && d.sh.woken.Swap(false) {
+				d.groups.Wake(d.o.Now()) // another worker settled what they wait for
+			}
 		case <-timer.C:
 		}
 	}
@@ -386,10 +428,15 @@ func (d *Dispatcher) deliver(ctx context.Context) {
 // flush sends a group's events: the order, dedup, mute, retry and record
 // stages. It returns the ledger places it settled.
 func (d *Dispatcher) flush(ctx context.Context, g Group, items []*item) map[uint64]bool {
-	ready, _, err := d.order.Split(items)
-	if err != nil {
-		d.log.Error("ledger unreadable; will retry", "err", err)
-		return nil
+	var ready []*item
+	if d.sh != nil {
+		ready = d.sharedSplit(ctx, items)
+	} else {
+		var err error
+		if ready, _, err = d.order.Split(items); err != nil {
+			d.log.Error("ledger unreadable; will retry", "err", err)
+			return nil
+		}
 	}
 	if len(ready) == 0 {
 		return nil
@@ -415,6 +462,9 @@ func (d *Dispatcher) flush(ctx context.Context, g Group, items []*item) map[uint
 			break
 		}
 	}
+	if d.sh != nil {
+		return d.recordShared(ctx, outcomes, byID)
+	}
 	return d.record(outcomes, byID)
 }
 
@@ -427,6 +477,12 @@ func (d *Dispatcher) send(ctx context.Context, g Group, events []event.Event) []
 		Max:     d.o.MaxDeliver,
 		Backoff: d.o.Backoff,
 		Before: func(evs []event.Event) []event.Event {
+			if d.sh != nil {
+				// Settled by another worker meanwhile: not sent again.
+				var repeats []store.Outcome
+				evs, repeats = d.dropRepeats(ctx, evs)
+				outcomes = append(outcomes, repeats...)
+			}
 			// The mute and dedup stages, before every attempt.
 			pass, muted, err := d.mute.Split(d.o.Now(), evs)
 			if err != nil {

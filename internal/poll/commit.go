@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strings"
@@ -52,10 +53,10 @@ func (p *Poller) writeCards(pt *store.ProviderTx, cards *cardDiff, rebuilt bool,
 // commit writes the cycle in one transaction: the changed snapshot, what
 // Evaluate decided, the events and the metadata. It
 // returns how many events it committed.
-func (p *Poller) commit(now time.Time, kind string, nCards, nPools int, in rules.Input, out *rules.Output, cards *cardDiff, rebuilt bool, pools diffed[fleet.Pool]) (int, error) {
+func (p *Poller) commit(ctx context.Context, now time.Time, kind string, nCards, nPools int, in rules.Input, out *rules.Output, cards *cardDiff, rebuilt bool, pools diffed[fleet.Pool]) (int, error) {
 	today := fleet.DayOf(now)
 	n := 0
-	err := p.o.Store.Update(func(tx *store.Tx) error {
+	err := p.update(ctx, func(tx *store.Tx) error {
 		pt, err := tx.Provider(p.o.Provider)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -18,14 +19,14 @@ import (
 // pages without growing the file). When it fails too, the count stays in
 // memory and the event is committed by the first write that succeeds: a
 // later failure's, or the next committed cycle's, with its resolution.
-func (p *Poller) failed(now time.Time, cause error) error {
+func (p *Poller) failed(ctx context.Context, now time.Time, cause error) error {
 	n := p.failures.Add(1)
 	p.lastErr = cause.Error()
 	if n == int64(p.o.UnhealthyAfter) {
 		p.declared = now
 	}
 	fired := false
-	err := p.o.Store.Update(func(tx *store.Tx) error {
+	err := p.update(ctx, func(tx *store.Tx) error {
 		pt, err := tx.Provider(p.o.Provider)
 		if err != nil {
 			return err

@@ -130,7 +130,7 @@ func (p *Poller) UpdateHistory(ctx context.Context) (HistoryResult, error) {
 	if through >= yesterday {
 		askedAt = time.Time{} // complete: the next day is asked as soon as it is due
 	}
-	err = p.o.Store.Update(func(tx *store.Tx) error {
+	err = p.update(ctx, func(tx *store.Tx) error {
 		pt, err := tx.Provider(p.o.Provider)
 		if err != nil {
 			return err
@@ -194,7 +194,7 @@ func (m *dailyMerge) chunk(ctx context.Context, queries [][2]string, ids []strin
 			got[id] = append(got[id], days...)
 		}
 	}
-	return m.p.o.Store.Update(func(tx *store.Tx) error {
+	return m.p.update(ctx, func(tx *store.Tx) error {
 		pt, err := tx.Provider(m.p.o.Provider)
 		if err != nil {
 			return err

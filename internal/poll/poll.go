@@ -61,7 +61,18 @@ type Options struct {
 	// its own (see store.Rebuild); zero means 20 000, or a quarter of the
 	// snapshot when that is more (a rebuild rewrites all of it).
 	RebuildMin int
+	// Commit, when set, runs each of the poller's write transactions
+	// instead of Store.Update: a cluster replicates them (see replica) and
+	// never rebuilds the snapshot beside the live one. An error wrapping
+	// ErrSuperseded means the state moved elsewhere: the poller reloads it.
+	Commit func(ctx context.Context, fn func(*store.Tx) error) error
 }
+
+// ErrSuperseded says a commit was refused because the provider's state was
+// changed by someone else (another watcher took the account over, or wrote
+// to it) since the poller loaded it: the cycle is not a provider failure,
+// and the next one starts from the state as it now is.
+var ErrSuperseded = errors.New("the provider's state changed elsewhere")
 
 // Poller runs cycles for one provider. Cycle must not be called concurrently.
 type Poller struct {
@@ -168,7 +179,7 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	if threshold <= 0 {
 		threshold = max(20_000, len(p.cardFP)/4)
 	}
-	rebuilt := len(cards.changed) >= threshold
+	rebuilt := len(cards.changed) >= threshold && p.o.Commit == nil
 	if rebuilt {
 		removed := make(map[string]bool, len(out.RemovedCards))
 		for _, id := range out.RemovedCards {
@@ -178,9 +189,13 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	}
 	var nEvents int
 	if err == nil {
-		nEvents, err = p.commit(now, kind, len(l.Seen), len(l.Pools), in, &out, &cards, rebuilt, pools)
+		nEvents, err = p.commit(ctx, now, kind, len(l.Seen), len(l.Pools), in, &out, &cards, rebuilt, pools)
 	}
 	res.Commit = time.Since(t)
+	if errors.Is(err, ErrSuperseded) {
+		p.Reset()
+		return res, fmt.Errorf("poll %s: commit: %w", p.o.Provider, err)
+	}
 	if err != nil {
 		// A commit that fails (disk full, file read-only or damaged) is a
 		// failed cycle like a failing provider: counted, and raising
@@ -217,11 +232,31 @@ func (p *Poller) Cycle(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// update runs fn as one write transaction: through Options.Commit when
+// set, else Store.Update.
+func (p *Poller) update(ctx context.Context, fn func(*store.Tx) error) error {
+	if p.o.Commit != nil {
+		return p.o.Commit(ctx, fn)
+	}
+	return p.o.Store.Update(fn)
+}
+
+// Reset forgets what the poller holds in memory (fingerprints, evaluation
+// state, failure count), so that its next cycle loads them from the store:
+// after another watcher wrote the provider's state. Not concurrently with
+// Cycle.
+func (p *Poller) Reset() {
+	p.cardFP, p.poolFP, p.fpKind = nil, nil, ""
+	p.state = rules.State{}
+	p.failures.Store(0)
+	p.declared, p.lastErr = time.Time{}, ""
+}
+
 // fail counts a failed cycle (unless ctx ended: a shutdown is no failure)
 // and returns its error.
 func (p *Poller) fail(ctx context.Context, now time.Time, err error) error {
 	if ctx.Err() == nil {
-		if uerr := p.failed(now, err); uerr != nil {
+		if uerr := p.failed(ctx, now, err); uerr != nil {
 			return errors.Join(err, uerr)
 		}
 	}

@@ -54,51 +54,75 @@ func AckKey(provider, alert string) string { return provider + "\x00" + alert }
 // returns the ack on record and false. The error wraps ErrNoAlert or
 // ErrAlertNotActive when the alert is missing or not pending or firing.
 func (s *Store) Ack(a Ack, announce func(alert *rules.Alert, a Ack) *event.Event) (Ack, bool, error) {
-	created := false
+	var created bool
 	err := s.Update(func(t *Tx) error {
-		alert, err := activeAlert(t.tx, a.Provider, a.Alert)
-		if err != nil {
-			return err
-		}
-		a.ActiveAt = alert.ActiveAt
-		b, err := t.tx.CreateBucketIfNotExists(bucketAcks)
-		if err != nil {
-			return err
-		}
-		key := []byte(AckKey(a.Provider, a.Alert))
-		if v := b.Get(key); v != nil {
-			var old Ack
-			if json.Unmarshal(v, &old) == nil && old.ActiveAt.Equal(a.ActiveAt) && old.By == a.By && old.Comment == a.Comment {
-				a = old
-				return nil
-			}
-		}
-		// Acks of episodes that are over go now, so the bucket stays as
-		// small as the set of acknowledged active alerts.
-		if _, err := deleteWhere(b, func(_, v []byte) bool { return !ackLive(t.tx, v) }); err != nil {
-			return err
-		}
-		v, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(key, v); err != nil {
-			return err
-		}
-		created = true
-		if announce == nil {
-			return nil
-		}
-		if e := announce(alert, a); e != nil {
-			return t.AppendOutbox([]event.Event{*e})
-		}
-		return nil
+		var err error
+		a, created, err = t.Ack(a, announce)
+		return err
 	})
+	if err != nil {
+		return Ack{}, false, err
+	}
+	return a, created, nil
+}
+
+// Ack is Store.Ack within a transaction (a cluster records it, see
+// Store.Record).
+func (t *Tx) Ack(a Ack, announce func(alert *rules.Alert, a Ack) *event.Event) (Ack, bool, error) {
+	created, err := t.ack(&a, announce)
 	if err != nil {
 		return Ack{}, false, fmt.Errorf("store: ack %s alert %q: %w", a.Provider, a.Alert, err)
 	}
 	return a, created, nil
 }
+
+func (t *Tx) ack(a *Ack, announce func(alert *rules.Alert, a Ack) *event.Event) (bool, error) {
+	alert, err := activeAlert(t.tx, a.Provider, a.Alert)
+	if err != nil {
+		return false, err
+	}
+	a.ActiveAt = alert.ActiveAt
+	b, err := t.tx.CreateBucketIfNotExists(bucketAcks)
+	if err != nil {
+		return false, err
+	}
+	key := []byte(AckKey(a.Provider, a.Alert))
+	if v := b.Get(key); v != nil {
+		var old Ack
+		if json.Unmarshal(v, &old) == nil && old.ActiveAt.Equal(a.ActiveAt) && old.By == a.By && old.Comment == a.Comment {
+			*a = old
+			return false, nil
+		}
+	}
+	// Acks of episodes that are over go now, so the bucket stays as
+	// small as the set of acknowledged active alerts.
+	if _, err := deleteWhere(b, func(k, v []byte) bool {
+		stale := !ackLive(t.tx, v)
+		if stale {
+			t.rec.del(pathAcks, k)
+		}
+		return stale
+	}); err != nil {
+		return false, err
+	}
+	v, err := json.Marshal(a)
+	if err != nil {
+		return false, err
+	}
+	t.rec.put(pathAcks, key, v)
+	if err := b.Put(key, v); err != nil {
+		return false, err
+	}
+	if announce == nil {
+		return true, nil
+	}
+	if e := announce(alert, *a); e != nil {
+		return true, t.AppendOutbox([]event.Event{*e})
+	}
+	return true, nil
+}
+
+var pathAcks = [][]byte{bucketAcks}
 
 // activeAlert reads a provider's alert, which must be pending or firing.
 // It never creates the provider's bucket.

@@ -63,7 +63,9 @@ func (p *ProviderTx) PutHistory(key string, h fleet.History, today int32) error 
 		return err
 	}
 	h.Trim(today - HistoryRetention)
-	return b.Put([]byte(key), fleet.EncodeHistory(h))
+	v := fleet.EncodeHistory(h)
+	p.rec.put(p.path(bucketHistory), []byte(key), v)
+	return b.Put([]byte(key), v)
 }
 
 var bucketFirstIMEI = []byte("first_imei")
@@ -86,6 +88,7 @@ func (p *ProviderTx) NoteIMEI(cardID, imei string) error {
 	if err != nil {
 		return err
 	}
+	p.rec.put(p.path(bucketFirstIMEI), []byte(cardID), []byte(imei))
 	return b.Put([]byte(cardID), []byte(imei))
 }
 
@@ -110,7 +113,9 @@ func (p *ProviderTx) PutMissing(key string, missing bool) error {
 		return err
 	}
 	if !missing {
+		p.rec.del(p.path(bucketMissing), []byte(key))
 		return b.Delete([]byte(key))
 	}
+	p.rec.put(p.path(bucketMissing), []byte(key), []byte{1})
 	return b.Put([]byte(key), []byte{1})
 }

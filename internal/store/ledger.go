@@ -93,8 +93,9 @@ func (s *Store) SetNotifiers(names []string) (released int, err error) {
 // notifiers it is routed to. Each event is encoded here, once (with its
 // seq), into encoded; the ledger and the firing bucket refer to its bytes
 // by its history key (hkeys), and holders gets who refers to them. Part of
-// AppendOutbox.
-func (t *Tx) ledgerEvents(events []event.Event, encoded, hkeys [][]byte, holders []byte) error {
+// AppendOutbox. With kept (see appendOutbox), each event keeps its seq and
+// its bytes, and its alert's seq only moves forward.
+func (t *Tx) ledgerEvents(events []event.Event, encoded, kept, hkeys [][]byte, holders []byte) error {
 	seqs, err := t.tx.CreateBucketIfNotExists(bucketAlertSeq)
 	if err != nil {
 		return err
@@ -120,14 +121,20 @@ func (t *Tx) ledgerEvents(events []event.Event, encoded, hkeys [][]byte, holders
 				n = binary.BigEndian.Uint64(v)
 			}
 		}
-		e.Seq = n + 1
-		last[key] = e.Seq
-		sorted.put(bucketAlertSeq, []byte(key), u64(e.Seq))
-		v, err := e.Encode(event.MaxSize)
-		if err != nil {
-			return fmt.Errorf("store: outbox: %w", err)
+		if kept == nil {
+			e.Seq = n + 1
 		}
-		encoded[i] = v
+		last[key] = max(n, e.Seq)
+		sorted.put(bucketAlertSeq, []byte(key), u64(last[key]))
+		if kept != nil {
+			encoded[i] = kept[i]
+		} else {
+			v, err := e.Encode(event.MaxSize)
+			if err != nil {
+				return fmt.Errorf("store: outbox: %w", err)
+			}
+			encoded[i] = v
+		}
 		switch e.Kind {
 		case event.KindFiring:
 			firing[key] = i

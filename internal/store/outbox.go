@@ -23,16 +23,27 @@ import (
 // history; the outbox, the ledger and the firing bucket refer to them (see
 // eventdata.go). The bytes are those the relay publishes.
 func (t *Tx) AppendOutbox(events []event.Event) error {
+	encoded, err := t.appendOutbox(events, nil)
+	if err == nil {
+		t.rec.appended(encoded)
+	}
+	return err
+}
+
+// appendOutbox is AppendOutbox. With kept (Apply: events another watcher
+// appended, decoded from their bytes in kept), each event keeps its seq
+// and its bytes are kept as they are. It returns the events' bytes.
+func (t *Tx) appendOutbox(events []event.Event, kept [][]byte) ([][]byte, error) {
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	hist, err := t.tx.CreateBucketIfNotExists(bucketEvents)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	base := hist.Sequence()
 	if err := hist.SetSequence(base + uint64(len(events))); err != nil {
-		return err
+		return nil, err
 	}
 	hkeys := make([][]byte, len(events))
 	for i := range events {
@@ -40,21 +51,21 @@ func (t *Tx) AppendOutbox(events []event.Event) error {
 	}
 	encoded := make([][]byte, len(events))
 	holders := make([]byte, len(events))
-	if err := t.ledgerEvents(events, encoded, hkeys, holders); err != nil {
-		return err
+	if err := t.ledgerEvents(events, encoded, kept, hkeys, holders); err != nil {
+		return nil, err
 	}
 	b := t.tx.Bucket(bucketOutbox)
 	for i := range events {
 		seq, err := b.NextSequence()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := b.Put(u64(seq), outboxValue(hkeys[i], events[i].ID, events[i].Subject())); err != nil {
-			return err
+			return nil, err
 		}
 		holders[i] |= refOutbox | refHistory
 	}
-	return recordEvents(t.tx, events, encoded, hkeys, holders)
+	return encoded, recordEvents(t.tx, events, encoded, hkeys, holders)
 }
 
 // outboxValue is an outbox entry: a reference to the event's bytes, then

@@ -146,6 +146,9 @@ func (m *merge) chunk(tx *bolt.Tx, provider string) error {
 // AdoptRebuilt swaps the rebuilt card snapshot in for the live one, in the
 // cycle's transaction.
 func (p *ProviderTx) AdoptRebuilt() error {
+	if p.rec != nil {
+		return fmt.Errorf("store: %s: adopt a rebuilt snapshot: %w", p.name, ErrRecording)
+	}
 	root := p.tx.Bucket(bucketRebuilt)
 	var staged *bolt.Bucket
 	if root != nil {

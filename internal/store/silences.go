@@ -26,17 +26,23 @@ func (s Silence) Active(t time.Time) bool { return !t.Before(s.CreatedAt) && t.B
 
 // PutSilence creates or replaces a silence.
 func (s *Store) PutSilence(sl Silence) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketSilences)
-		if err != nil {
-			return err
-		}
-		v, err := json.Marshal(sl)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(sl.ID), v)
-	})
+	return s.Update(func(t *Tx) error { return t.PutSilence(sl) })
+}
+
+var pathSilences = [][]byte{bucketSilences}
+
+// PutSilence creates or replaces a silence within a transaction.
+func (t *Tx) PutSilence(sl Silence) error {
+	b, err := t.tx.CreateBucketIfNotExists(bucketSilences)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(sl)
+	if err != nil {
+		return err
+	}
+	t.rec.put(pathSilences, []byte(sl.ID), v)
+	return b.Put([]byte(sl.ID), v)
 }
 
 // Silences lists the silences, newest first.
@@ -73,26 +79,30 @@ func (s *Store) SilencesTx(t *Tx) ([]Silence, error) {
 
 // ExpireSilence ends a silence at t.
 func (s *Store) ExpireSilence(id string, t time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSilences)
-		var v []byte
-		if b != nil {
-			v = b.Get([]byte(id))
-		}
-		if v == nil {
-			return fmt.Errorf("store: no silence %s", id)
-		}
-		var sl Silence
-		if err := json.Unmarshal(v, &sl); err != nil {
-			return err
-		}
-		if t.Before(sl.EndsAt) {
-			sl.EndsAt = t
-		}
-		nv, err := json.Marshal(sl)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(id), nv)
-	})
+	return s.Update(func(tx *Tx) error { return tx.ExpireSilence(id, t) })
+}
+
+// ExpireSilence ends a silence at at, within a transaction.
+func (t *Tx) ExpireSilence(id string, at time.Time) error {
+	b := t.tx.Bucket(bucketSilences)
+	var v []byte
+	if b != nil {
+		v = b.Get([]byte(id))
+	}
+	if v == nil {
+		return fmt.Errorf("store: no silence %s", id)
+	}
+	var sl Silence
+	if err := json.Unmarshal(v, &sl); err != nil {
+		return err
+	}
+	if at.Before(sl.EndsAt) {
+		sl.EndsAt = at
+	}
+	nv, err := json.Marshal(sl)
+	if err != nil {
+		return err
+	}
+	t.rec.put(pathSilences, []byte(id), nv)
+	return b.Put([]byte(id), nv)
 }

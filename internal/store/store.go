@@ -143,6 +143,8 @@ func (s *Store) View(fn func(*Tx) error) error {
 type Tx struct {
 	tx *bolt.Tx
 	s  *Store
+	// rec, when set, records the replicated writes (see Store.Record).
+	rec *recorder
 }
 
 // Provider returns the provider's part of the store. In a read-only
@@ -161,7 +163,7 @@ func (t *Tx) Provider(name string) (*ProviderTx, error) {
 			}
 		}
 	}
-	return &ProviderTx{name: name, b: b, tx: t.tx}, nil
+	return &ProviderTx{name: name, b: b, tx: t.tx, rec: t.rec}, nil
 }
 
 // ProviderTx reads and writes one provider's snapshot, alerts and metadata.
@@ -169,6 +171,10 @@ type ProviderTx struct {
 	name string
 	b    *bolt.Bucket // nil: nothing stored yet
 	tx   *bolt.Tx
+	// rec, when set, records every write (see Store.Record); paths are
+	// the sub-bucket paths recorded, shared by the ops.
+	rec   *recorder
+	paths [][][]byte
 }
 
 func (p *ProviderTx) sub(name []byte) *bolt.Bucket {
@@ -197,16 +203,19 @@ func (p *ProviderTx) Card(id string) (fleet.Card, bool, error) {
 
 // PutCard writes a card given its fleet.EncodeCard encoding.
 func (p *ProviderTx) PutCard(id string, encoded []byte) error {
+	p.rec.put(p.path(bucketCards), []byte(id), encoded)
 	return p.sub(bucketCards).Put([]byte(id), encoded)
 }
 
 // DeleteCard removes a card and its fingerprint.
 func (p *ProviderTx) DeleteCard(id string) error {
 	if b := p.sub(bucketCardFP); b != nil {
+		p.rec.del(p.path(bucketCardFP), []byte(id))
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
 	}
+	p.rec.del(p.path(bucketCards), []byte(id))
 	return p.sub(bucketCards).Delete([]byte(id))
 }
 
@@ -216,7 +225,9 @@ func (p *ProviderTx) PutCardFP(id string, fp uint64) error {
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(id), binary.BigEndian.AppendUint64(nil, fp))
+	v := binary.BigEndian.AppendUint64(nil, fp)
+	p.rec.put(p.path(bucketCardFP), []byte(id), v)
+	return b.Put([]byte(id), v)
 }
 
 // HasCardFP reports whether a fingerprint is recorded for the card.
@@ -251,6 +262,7 @@ func (p *ProviderTx) DropCardFPs() error {
 	if p.sub(bucketCardFP) == nil {
 		return nil
 	}
+	p.rec.drop(p.path(bucketCardFP))
 	return p.b.DeleteBucket(bucketCardFP)
 }
 
@@ -313,11 +325,13 @@ func EncodePool(pool *fleet.Pool) []byte {
 
 // PutPool writes a pool given its EncodePool encoding.
 func (p *ProviderTx) PutPool(id string, encoded []byte) error {
+	p.rec.put(p.path(bucketPools), []byte(id), encoded)
 	return p.sub(bucketPools).Put([]byte(id), encoded)
 }
 
 // DeletePool removes a pool.
 func (p *ProviderTx) DeletePool(id string) error {
+	p.rec.del(p.path(bucketPools), []byte(id))
 	return p.sub(bucketPools).Delete([]byte(id))
 }
 
@@ -352,12 +366,14 @@ func (p *ProviderTx) Alerts() (map[string]*rules.Alert, error) {
 func (p *ProviderTx) PutAlert(key string, a *rules.Alert) error {
 	b := p.sub(bucketAlerts)
 	if a == nil {
+		p.rec.del(p.path(bucketAlerts), []byte(key))
 		return b.Delete([]byte(key))
 	}
 	v, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
+	p.rec.put(p.path(bucketAlerts), []byte(key), v)
 	return b.Put([]byte(key), v)
 }
 
@@ -420,6 +436,7 @@ func (p *ProviderTx) PutMeta(m Meta) error {
 	if err != nil {
 		return err
 	}
+	p.rec.put(p.path(nil), keyMeta, v)
 	return p.b.Put(keyMeta, v)
 }
 
