@@ -51,7 +51,7 @@ type Options struct {
 	// cluster page (members, leases, replication lag).
 	Cluster func(ctx context.Context) (*api.ClusterStatus, error)
 	Now     func() time.Time
-	Logger *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Server is the web console.

@@ -83,8 +83,8 @@ type view struct {
 	// Clustered shows the cluster page in the navigation.
 	Clustered bool
 	Now       time.Time
-	Page     string // the page template
-	Data     any
+	Page      string // the page template
+	Data      any
 }
 
 // page wraps a page handler: who is asking, then the page, rendered into a
