@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/simwatch/simwatch/internal/api"
@@ -232,9 +233,16 @@ func TestClusterFailover(t *testing.T) {
 	require.LessOrEqual(t, takeover, ttl, "the account is taken over within the lease TTL")
 
 	time.Sleep(2 * time.Second) // cards keep flipping under the new holder
-	// Then a NATS node goes: the cluster keeps its quorum.
-	srvs[0].Shutdown()
-	t.Logf("NATS node %s shut down", srvs[0].Name())
+	// Then a NATS node goes, the one leading the state stream: the
+	// cluster keeps its quorum and elects another leader.
+	gone := srvs[0]
+	for _, s := range srvs {
+		if s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, "SIMWATCH_simwatch_STATE") {
+			gone = s
+		}
+	}
+	gone.Shutdown()
+	t.Logf("NATS node %s, the state stream's leader, shut down", gone.Name())
 	time.Sleep(3 * time.Second) // cards keep flipping with two NATS nodes
 	close(stop)
 	wg.Wait()

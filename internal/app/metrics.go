@@ -19,6 +19,11 @@ type requestStatser interface {
 func (w *Watcher) watched() api.Watched {
 	out := api.Watched{Alerts: map[[2]string]int{}, Requests: map[string]provider.RequestStats{}}
 	for _, p := range w.providers {
+		if w.cl != nil && !w.cl.group.Holds(p.name) {
+			// Another watcher polls it: its counts are that one's to
+			// report; this poller's memory of them may be stale.
+			continue
+		}
 		for k, n := range p.poller.AlertCounts() {
 			out.Alerts[k] += n
 		}
