@@ -69,7 +69,7 @@ func TestThreeNodeClusterSurvivesNodeLoss(t *testing.T) {
 		t.Errorf("%d leases lost during the election", s)
 	}
 	b.stop()
-	handover := eventually(t, ttl/3, "a takes b's accounts on two nodes", func() bool { return a.held(accs) == 4 })
+	handover := eventually(t, 2*ttl, "a takes b's accounts on two nodes", func() bool { return a.held(accs) == 4 })
 	t.Logf("orderly hand-over on the degraded cluster took %v", handover)
 }
 
