@@ -310,6 +310,22 @@ func publishError(id string, err error) error {
 // caller republishes from its own record what the notifier still owes
 // (see Republish). Events not yet acknowledged survive restarts.
 func (b *Bus) Consumer(ctx context.Context, notifier string) (c jetstream.Consumer, created bool, err error) {
+	// Watchers of a cluster that start together race to create the
+	// consumer, and the server may leave a losing request unanswered:
+	// each attempt is bounded, and the next finds what the winner made.
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		actx, cancel := context.WithTimeout(ctx, streamAttempt)
+		c, created, err = b.consumer(actx, notifier)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || time.Now().After(deadline) {
+			return c, created, err
+		}
+	}
+}
+
+// consumer is one attempt of Consumer.
+func (b *Bus) consumer(ctx context.Context, notifier string) (c jetstream.Consumer, created bool, err error) {
 	name := "notify-" + notifier
 	c, err = b.js.Consumer(ctx, EventsStream, name)
 	if err == nil {
